@@ -1,0 +1,43 @@
+"""Run-time configuration: which kernel implementation runs.
+
+minidl has two implementations of every hot kernel (convolution, pooling,
+batch normalization, the augmentation warp):
+
+* ``reference`` -- plain NumPy that a learner can read line by line;
+* ``numba``     -- the same computation compiled with Numba (the default).
+
+Set the environment variable ``MINIDL_KERNELS=reference`` before importing
+minidl, or call :func:`set_kernel_path` at run time, to run everything on the
+reference path. Tests use this switch to prove the two agree.
+
+Example::
+
+    import minidl
+    minidl.config.set_kernel_path("reference")
+"""
+import os
+
+_VALID_PATHS = ("numba", "reference")
+_kernel_path = os.environ.get("MINIDL_KERNELS", "numba").strip().lower() or "numba"
+if _kernel_path not in _VALID_PATHS:
+    raise ValueError(
+        f"MINIDL_KERNELS must be one of {_VALID_PATHS}, got {_kernel_path!r}"
+    )
+
+
+def kernel_path():
+    """Return the active kernel path: 'numba' or 'reference'."""
+    return _kernel_path
+
+
+def use_reference_kernels():
+    """True when the readable NumPy reference kernels should run."""
+    return _kernel_path == "reference"
+
+
+def set_kernel_path(path):
+    """Switch between the 'numba' and 'reference' kernels at run time."""
+    global _kernel_path
+    if path not in _VALID_PATHS:
+        raise ValueError(f"kernel path must be one of {_VALID_PATHS}, got {path!r}")
+    _kernel_path = path
