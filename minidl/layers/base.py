@@ -1,0 +1,376 @@
+"""The layer protocol every minidl layer follows.
+
+A layer is a small object with two methods a learner can read side by side:
+
+* ``forward(inputs, training=False)`` computes the outputs from the inputs and
+  keeps (in ``self._cache``) exactly what ``backward`` will need;
+* ``backward(grad_output)`` receives dLoss/dOutput, stores dLoss/dParameter in
+  each ``Parameter.grad`` and returns dLoss/dInput (a list for layers with
+  several inputs).
+
+Around them sit Keras's conventions: ``build(input_shape)`` creates the weights
+once the input shape is known (the batch dimension is included and may be
+``None``), ``compute_output_shape(input_shape)``, ``weights`` /
+``trainable_weights`` / ``non_trainable_weights``, ``get_weights()`` /
+``set_weights()``, automatic names such as ``conv2d_1``.
+
+Calling a layer (``layer(x)``) does two different things:
+
+* on a :class:`SymbolicTensor` (what ``Input(shape)`` returns) it records a
+  :class:`Node` of a graph and returns a new symbolic tensor -- this is how the
+  functional API builds models without computing anything;
+* on a NumPy array it builds the layer if needed and runs ``forward``.
+
+Example::
+
+    from minidl.layers import Dense
+    layer = Dense(3)
+    y = layer(np.ones((2, 4), np.float32))        # builds, then forward
+    grad_input = layer.backward(np.ones_like(y))   # fills layer.kernel.grad
+"""
+import re
+from collections import defaultdict
+from contextlib import contextmanager
+
+import numpy as np
+
+from minidl.parameter import Parameter
+from minidl import initializers
+
+_name_counters = defaultdict(int)
+_recording = [True]
+
+
+def clear_session():
+    """Reset automatic layer names, so the next Conv2D is ``conv2d_1`` again."""
+    _name_counters.clear()
+
+
+def unique_name(prefix):
+    """Keras 2 naming: the n-th layer of a kind is ``<prefix>_<n>``, n from 1."""
+    _name_counters[prefix] += 1
+    return f"{prefix}_{_name_counters[prefix]}"
+
+
+def reserve_name(name):
+    """Advance the counter behind an explicit ``<prefix>_<n>`` name, so later
+    automatic names do not collide with it."""
+    match = re.fullmatch(r"(.+)_(\d+)", name)
+    if match:
+        prefix, number = match.group(1), int(match.group(2))
+        _name_counters[prefix] = max(_name_counters[prefix], number)
+
+
+def to_snake_case(class_name):
+    """``BatchNormalization`` -> ``batch_normalization``, ``Conv2D`` -> ``conv2d``."""
+    intermediate = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", class_name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", intermediate).lower()
+
+
+def is_recording():
+    """True when layers must keep what backward needs (the default)."""
+    return _recording[0]
+
+
+@contextmanager
+def no_backward():
+    """Within this block layers keep no cache for backward: inference saves memory.
+
+    ``predict`` and ``evaluate`` run inside it; a ``backward`` call after a
+    forward pass made here raises a clear error.
+    """
+    previous = _recording[0]
+    _recording[0] = False
+    try:
+        yield
+    finally:
+        _recording[0] = previous
+
+
+class SymbolicTensor:
+    """A placeholder for an array flowing through a graph that is being built.
+
+    It knows its shape (batch dimension ``None``), its dtype, and which layer
+    call (``node``) produced it.
+    """
+
+    def __init__(self, shape, dtype="float32", node=None, index=0, name=None):
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.node = node
+        self.index = index
+        self.name = name
+
+    @property
+    def layer(self):
+        return self.node.layer if self.node is not None else None
+
+    def __repr__(self):
+        origin = f" from '{self.node.layer.name}'" if self.node is not None else ""
+        return f"<SymbolicTensor shape={self.shape} dtype={self.dtype.name}{origin}>"
+
+
+class Node:
+    """One call of a layer inside a graph: which tensors went in and came out."""
+
+    def __init__(self, layer, input_tensors, output_tensors):
+        self.layer = layer
+        self.input_tensors = list(input_tensors)
+        self.output_tensors = list(output_tensors)
+
+    @property
+    def inbound_nodes(self):
+        return [t.node for t in self.input_tensors if t.node is not None]
+
+    def __repr__(self):
+        return f"<Node of '{self.layer.name}'>"
+
+
+def _is_symbolic(inputs):
+    if isinstance(inputs, SymbolicTensor):
+        return True
+    return isinstance(inputs, (list, tuple)) and len(inputs) > 0 and all(
+        isinstance(t, SymbolicTensor) for t in inputs
+    )
+
+
+def _describe_shape(shape):
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
+
+
+class Layer:
+    """Base class: naming, weights, building, calling, shape checks.
+
+    Subclasses set ``input_rank`` (e.g. 4 for Conv2D) and override
+    ``build``, ``compute_output_shape``, ``forward``, ``backward`` and
+    ``get_config``.
+    """
+
+    input_rank = None      # expected rank of the input (batch included), None = any
+    min_input_rank = None  # for layers that accept several ranks, e.g. Dense
+
+    def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
+                 batch_input_shape=None, batch_size=None, **unknown):
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}: unknown keyword argument(s) "
+                f"{', '.join(repr(k) for k in unknown)}"
+            )
+        if name is None:
+            name = unique_name(to_snake_case(type(self).__name__))
+        else:
+            reserve_name(name)
+        self.name = name
+        self._trainable = bool(trainable)
+        self.dtype = np.dtype(dtype or "float32")
+        self.built = False
+        self._params = []
+        self._cache = None
+        self._inbound_nodes = []
+        self._outbound_nodes = []
+        self._input_channels = None
+        if batch_input_shape is not None:
+            self._batch_input_shape = tuple(batch_input_shape)
+        elif input_shape is not None:
+            self._batch_input_shape = (batch_size,) + tuple(input_shape)
+        else:
+            self._batch_input_shape = None
+
+    # ------------------------------------------------------------------ weights
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+
+    def add_weight(self, name, shape, initializer="zeros", trainable=True, dtype=None):
+        """Create a :class:`Parameter` named ``<layer>/<name>:0`` and register it."""
+        init = initializers.get(initializer)
+        value = np.asarray(init(tuple(shape), dtype or self.dtype))
+        parameter = Parameter(f"{self.name}/{name}:0", value, trainable=trainable)
+        self._params.append(parameter)
+        return parameter
+
+    @property
+    def weights(self):
+        """All parameters in Keras's order (trainable ones first, as created)."""
+        return self.trainable_weights + self.non_trainable_weights
+
+    @property
+    def trainable_weights(self):
+        if not self.trainable:
+            return []
+        return [p for p in self._params if p.trainable]
+
+    @property
+    def non_trainable_weights(self):
+        if not self.trainable:
+            return [p for p in self._params if p.trainable] + [p for p in self._params if not p.trainable]
+        return [p for p in self._params if not p.trainable]
+
+    def get_weights(self):
+        """Copies of the weight arrays, in ``weights`` order."""
+        return [p.value.copy() for p in self.weights]
+
+    def set_weights(self, arrays):
+        """Assign arrays to ``weights`` in order; count and shapes must match."""
+        params = self.weights
+        arrays = list(arrays)
+        if len(arrays) != len(params):
+            raise ValueError(
+                f"Layer '{self.name}' expects {len(params)} weight arrays "
+                f"({[p.name for p in params]}), got {len(arrays)}"
+            )
+        for parameter, array in zip(params, arrays):
+            if np.shape(array) != parameter.shape:
+                raise ValueError(
+                    f"Layer '{self.name}': weight '{parameter.name}' has shape "
+                    f"{parameter.shape}, got an array of shape {np.shape(array)}"
+                )
+        for parameter, array in zip(params, arrays):
+            parameter.assign(array)
+
+    def count_params(self):
+        return int(sum(p.value.size for p in self.weights))
+
+    # ------------------------------------------------------------------ building
+    def build(self, input_shape):
+        """Create the weights for this input shape (batch dimension included)."""
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def _check_input_shape(self, input_shape):
+        """Raise a clear error when rank or channel count is wrong."""
+        shape = tuple(input_shape)
+        if self.input_rank is not None and len(shape) != self.input_rank:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' expects input of rank {self.input_rank} "
+                f"(batch included), got rank {len(shape)} (input shape {_describe_shape(shape)})"
+            )
+        if self.min_input_rank is not None and len(shape) < self.min_input_rank:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' expects input of rank >= {self.min_input_rank}, "
+                f"got rank {len(shape)} (input shape {_describe_shape(shape)})"
+            )
+        if self._input_channels is not None and shape[-1] is not None and shape[-1] != self._input_channels:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' expects input with {self._input_channels} "
+                f"channels, got {shape[-1]} (input shape {_describe_shape(shape)})"
+            )
+
+    def _prepare(self, inputs):
+        """Build on first use and check the input; every forward starts here."""
+        shape = np.shape(inputs)
+        if not self.built:
+            self._check_input_shape(shape)
+            self.build(shape)
+            self.built = True
+        self._check_input_shape(shape)
+
+    def _cast_param(self, parameter, like):
+        """The parameter's value in the dtype of ``like`` (float64 for gradient checks)."""
+        value = parameter.value
+        return value if value.dtype == like.dtype else value.astype(like.dtype)
+
+    @staticmethod
+    def _store_grad(parameter, grad):
+        parameter.grad = grad if grad.dtype == parameter.value.dtype else grad.astype(parameter.value.dtype)
+
+    def _require_cache(self):
+        if self._cache is None:
+            raise RuntimeError(
+                f"{type(self).__name__} '{self.name}': backward() needs a forward() call first "
+                "(outside minidl.layers.no_backward(), which predict/evaluate use)"
+            )
+        return self._cache
+
+    def _keep(self, cache):
+        """Remember what backward needs -- unless we are in inference-only mode."""
+        self._cache = cache if is_recording() else None
+
+    # ------------------------------------------------------------------ compute
+    def forward(self, inputs, training=False):
+        raise NotImplementedError(f"{type(self).__name__} must implement forward()")
+
+    def backward(self, grad_output):
+        raise NotImplementedError(f"{type(self).__name__} must implement backward()")
+
+    def __call__(self, inputs, training=False, **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} '{self.name}': unknown call argument(s) {sorted(kwargs)}")
+        if _is_symbolic(inputs):
+            return self._call_symbolic(inputs)
+        if isinstance(inputs, (list, tuple)):
+            inputs = [np.asarray(x) for x in inputs]
+        else:
+            inputs = np.asarray(inputs)
+            if inputs.dtype.kind in "iub":
+                inputs = inputs.astype(self.dtype)
+        return self.forward(inputs, training=bool(training))
+
+    def _call_symbolic(self, inputs):
+        input_list = [inputs] if isinstance(inputs, SymbolicTensor) else list(inputs)
+        input_shape = input_list[0].shape if isinstance(inputs, SymbolicTensor) else [t.shape for t in input_list]
+        if not self.built:
+            self._check_input_shape(input_shape) if isinstance(inputs, SymbolicTensor) else None
+            self.build(input_shape)
+            self.built = True
+        if isinstance(inputs, SymbolicTensor):
+            self._check_input_shape(input_shape)
+        output_shape = self.compute_output_shape(input_shape)
+        node = Node(self, input_list, [])
+        output = SymbolicTensor(output_shape, input_list[0].dtype, node=node, index=0, name=self.name)
+        node.output_tensors = [output]
+        self._inbound_nodes.append(node)
+        for tensor in input_list:
+            if tensor.layer is not None:
+                tensor.layer._outbound_nodes.append(node)
+        return output
+
+    # ------------------------------------------------------------------ graph info
+    @property
+    def input(self):
+        self._require_node("input")
+        tensors = self._inbound_nodes[0].input_tensors
+        return tensors[0] if len(tensors) == 1 else tensors
+
+    @property
+    def output(self):
+        self._require_node("output")
+        return self._inbound_nodes[0].output_tensors[0]
+
+    @property
+    def input_shape(self):
+        inputs = self.input
+        return [t.shape for t in inputs] if isinstance(inputs, list) else inputs.shape
+
+    @property
+    def output_shape(self):
+        return self.output.shape
+
+    def _require_node(self, what):
+        if not self._inbound_nodes:
+            raise AttributeError(
+                f"Layer '{self.name}' has not been called on a symbolic tensor yet, so it has no {what}"
+            )
+
+    # ------------------------------------------------------------------ config
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
+        if self._batch_input_shape is not None:
+            config["batch_input_shape"] = list(self._batch_input_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if "batch_input_shape" in config and config["batch_input_shape"] is not None:
+            config["batch_input_shape"] = tuple(config["batch_input_shape"])
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} '{self.name}'>"

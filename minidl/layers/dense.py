@@ -1,0 +1,82 @@
+"""Dense: a fully connected layer.
+
+Shapes: input (batch, ..., in) -> output (batch, ..., units).
+
+Forward::
+
+    z = x W + b          W: (in, units), b: (units,)
+    a = activation(z)
+
+Backward, given g = dL/da::
+
+    dL/dz = g * activation'(z)
+    dL/dW = x^T (dL/dz)        (summed over batch and any middle axes)
+    dL/db = sum_batch dL/dz
+    dL/dx = (dL/dz) W^T
+
+Example::
+
+    layer = Dense(256, activation="relu")
+    y = layer(np.random.rand(5, 2048).astype("float32"))   # (5, 256)
+"""
+import numpy as np
+
+from minidl import initializers
+from minidl.layers.activation_mixin import ActivationMixin
+from minidl.layers.base import Layer
+
+
+class Dense(ActivationMixin, Layer):
+    min_input_rank = 2
+
+    def __init__(self, units, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(units, (int, np.integer)) or units <= 0:
+            raise ValueError(f"Dense '{self.name}': units must be a positive integer, got {units!r}")
+        self.units = int(units)
+        self._set_activation(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self._kernel_initializer_name = kernel_initializer
+        self._bias_initializer_name = bias_initializer
+
+    def build(self, input_shape):
+        input_dim = input_shape[-1]
+        if input_dim is None:
+            raise ValueError(f"Dense '{self.name}': the last input dimension must be known, got {input_shape}")
+        self._input_channels = input_dim
+        self.kernel = self.add_weight("kernel", (input_dim, self.units), self.kernel_initializer)
+        self.bias = self.add_weight("bias", (self.units,), self.bias_initializer) if self.use_bias else None
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def forward(self, inputs, training=False):
+        self._prepare(inputs)
+        kernel = self._cast_param(self.kernel, inputs)
+        z = inputs @ kernel
+        if self.use_bias:
+            z += self._cast_param(self.bias, inputs)
+        output = self._activate(z)
+        self._keep((inputs, output))
+        return output
+
+    def backward(self, grad_output):
+        inputs, output = self._require_cache()
+        grad_z = self._activation_backward(grad_output, output)
+        flat_inputs = inputs.reshape(-1, inputs.shape[-1])
+        flat_grad_z = grad_z.reshape(-1, self.units)
+        self._store_grad(self.kernel, flat_inputs.T @ flat_grad_z)
+        if self.use_bias:
+            self._store_grad(self.bias, flat_grad_z.sum(axis=0))
+        return grad_z @ self._cast_param(self.kernel, grad_z).T
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(units=self.units, activation=self.activation.name, use_bias=self.use_bias,
+                      kernel_initializer=initializers.serialize(self._kernel_initializer_name),
+                      bias_initializer=initializers.serialize(self._bias_initializer_name))
+        return config

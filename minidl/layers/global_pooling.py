@@ -1,0 +1,50 @@
+"""GlobalAveragePooling2D: one number per channel, the mean over the image.
+
+Shapes: (N, H, W, C) -> (N, C).
+
+Forward::   y[n, c] = (1 / (H W)) * sum_{h, w} x[n, h, w, c]
+Backward::  dL/dx[n, h, w, c] = dL/dy[n, c] / (H W)
+
+This is what turns InceptionV3's 8x8x2048 feature map into the 2048 numbers
+the workshop's classifier head reads.
+
+Example::
+
+    GlobalAveragePooling2D()(np.ones((5, 8, 8, 2048))).shape   # (5, 2048)
+"""
+import numpy as np
+
+from minidl.layers.base import Layer
+from minidl.layers.conv import check_data_format
+
+
+class GlobalAveragePooling2D(Layer):
+    input_rank = 4
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        check_data_format(data_format, f"GlobalAveragePooling2D '{self.name}'")
+        self.keepdims = bool(keepdims)
+
+    def compute_output_shape(self, input_shape):
+        if self.keepdims:
+            return (input_shape[0], 1, 1, input_shape[3])
+        return (input_shape[0], input_shape[3])
+
+    def forward(self, inputs, training=False):
+        self._prepare(inputs)
+        self._keep(inputs.shape)
+        return inputs.mean(axis=(1, 2), keepdims=self.keepdims, dtype=inputs.dtype)
+
+    def backward(self, grad_output):
+        n, h, w, c = self._require_cache()
+        grad = grad_output.reshape(n, 1, 1, c) / grad_output.dtype.type(h * w)
+        return np.broadcast_to(grad, (n, h, w, c)).copy()
+
+    def get_config(self):
+        config = super().get_config()
+        config["keepdims"] = self.keepdims
+        return config
+
+
+GlobalAvgPool2D = GlobalAveragePooling2D

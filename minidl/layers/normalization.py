@@ -1,0 +1,123 @@
+"""BatchNormalization over the channel (last) axis, with Keras's defaults.
+
+Shapes: (N, ..., C) -> same; statistics per channel over the n = N*H*W values.
+
+Training forward (``training=True`` and the layer is trainable)::
+
+    mu      = mean(x)                     sigma2 = mean((x - mu)^2)   (biased)
+    x_hat   = (x - mu) / sqrt(sigma2 + eps)
+    y       = gamma * x_hat + beta
+    moving_mean     = momentum * moving_mean     + (1 - momentum) * mu
+    moving_variance = momentum * moving_variance + (1 - momentum) * sigma2 * n/(n-1)
+
+Training backward (mu and sigma2 depend on x, which gives the two extra
+terms), with g = dL/dy::
+
+    dL/dbeta  = sum g                     dL/dgamma = sum g * x_hat
+    dL/dx     = gamma / (n sqrt(sigma2 + eps)) * (n g - sum g - x_hat * sum(g x_hat))
+
+Inference (``training=False``, or ``trainable=False`` as in tf.keras)::
+
+    y = gamma * (x - moving_mean) / sqrt(moving_variance + eps) + beta
+    dL/dx = g * gamma / sqrt(moving_variance + eps)
+
+Defaults: momentum 0.99, epsilon 1e-3 (Keras's, not PyTorch's 0.1 / 1e-5).
+Weights, in Keras's order: gamma (if scale), beta (if center), moving_mean,
+moving_variance. The kernels live in ``minidl/kernels/batchnorm_*.py``.
+
+Example::
+
+    bn = BatchNormalization()
+    y = bn(np.random.rand(5, 8, 8, 16).astype("float32"), training=True)
+"""
+import numpy as np
+
+from minidl import kernels
+from minidl.layers.base import Layer
+
+
+class BatchNormalization(Layer):
+    min_input_rank = 2
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones",
+                 moving_mean_initializer="zeros", moving_variance_initializer="ones", **kwargs):
+        super().__init__(**kwargs)
+        self.axis = axis
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self._initializers = dict(beta=beta_initializer, gamma=gamma_initializer,
+                                  moving_mean=moving_mean_initializer,
+                                  moving_variance=moving_variance_initializer)
+
+    def build(self, input_shape):
+        axis = self.axis if isinstance(self.axis, int) else self.axis[0]
+        if axis % len(input_shape) != len(input_shape) - 1:
+            raise NotImplementedError(
+                f"BatchNormalization '{self.name}': minidl normalizes the last (channel) axis only; "
+                f"got axis={self.axis} for input shape {tuple(input_shape)}")
+        channels = input_shape[-1]
+        self._input_channels = channels
+        self.gamma = self.add_weight("gamma", (channels,), self._initializers["gamma"]) if self.scale else None
+        self.beta = self.add_weight("beta", (channels,), self._initializers["beta"]) if self.center else None
+        self.moving_mean = self.add_weight("moving_mean", (channels,), self._initializers["moving_mean"],
+                                           trainable=False)
+        self.moving_variance = self.add_weight("moving_variance", (channels,),
+                                               self._initializers["moving_variance"], trainable=False)
+        self.built = True
+
+    def _optional(self, parameter, like):
+        return None if parameter is None else self._cast_param(parameter, like)
+
+    def forward(self, inputs, training=False):
+        self._prepare(inputs)
+        gamma = self._optional(self.gamma, inputs)
+        beta = self._optional(self.beta, inputs)
+        if training and self.trainable:
+            output, mean, variance, inv_std = kernels.batchnorm_train_forward(inputs, gamma, beta, self.epsilon)
+            self._update_moving_statistics(mean, variance, inputs.size // inputs.shape[-1])
+            self._keep(("train", inputs, mean, inv_std, gamma))
+            return output
+        moving_mean = self._cast_param(self.moving_mean, inputs)
+        moving_variance = self._cast_param(self.moving_variance, inputs)
+        output = kernels.batchnorm_inference(inputs, moving_mean, moving_variance, gamma, beta, self.epsilon)
+        inv_std = 1.0 / np.sqrt(moving_variance + inputs.dtype.type(self.epsilon))
+        self._keep(("inference", inputs, moving_mean, inv_std, gamma))
+        return output
+
+    def _update_moving_statistics(self, mean, variance, count):
+        unbiased_variance = variance * (count / max(count - 1, 1))   # Bessel's correction, as tf.keras
+        m = self.momentum
+        self.moving_mean.value = (m * self.moving_mean.value + (1 - m) * mean).astype(self.moving_mean.dtype)
+        self.moving_variance.value = (m * self.moving_variance.value
+                                      + (1 - m) * unbiased_variance).astype(self.moving_variance.dtype)
+
+    def backward(self, grad_output):
+        mode, inputs, mean, inv_std, gamma = self._require_cache()
+        if mode == "train":
+            grad_input, grad_gamma, grad_beta = kernels.batchnorm_backward(grad_output, inputs, mean, inv_std, gamma)
+        else:
+            grad_input, grad_gamma, grad_beta = self._inference_backward(grad_output, inputs, mean, inv_std, gamma)
+        if self.gamma is not None:
+            self._store_grad(self.gamma, grad_gamma)
+        if self.beta is not None:
+            self._store_grad(self.beta, grad_beta)
+        return grad_input
+
+    @staticmethod
+    def _inference_backward(grad_output, inputs, mean, inv_std, gamma):
+        # With fixed statistics BN is an affine map per channel.
+        reduce_axes = tuple(range(grad_output.ndim - 1))
+        x_hat = (inputs - mean) * inv_std
+        grad_gamma = (grad_output * x_hat).sum(axis=reduce_axes)
+        grad_beta = grad_output.sum(axis=reduce_axes)
+        scale = inv_std if gamma is None else gamma * inv_std
+        return grad_output * scale, grad_gamma, grad_beta
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(axis=self.axis, momentum=self.momentum, epsilon=self.epsilon, center=self.center,
+                      scale=self.scale, **{f"{k}_initializer": v for k, v in self._initializers.items()})
+        return config

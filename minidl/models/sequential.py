@@ -1,0 +1,99 @@
+"""Sequential: a model that is a plain stack of layers, each feeding the next.
+
+Give the first layer ``input_shape=`` (as Keras does) and the graph is built
+as layers are added; otherwise it is built on the first call. Under the hood a
+Sequential is a functional :class:`Model` from an ``Input`` through every
+layer, so everything a Model does (fit, nesting, weights) works the same.
+``model.layers`` does not list the hidden input layer, as in Keras.
+
+Example::
+
+    head = Sequential()
+    head.add(GlobalAveragePooling2D(input_shape=(8, 8, 2048)))
+    head.add(Dense(256, activation="relu"))
+    head.add(Dropout(0.5))
+    head.add(Dense(1, activation="sigmoid"))
+"""
+from minidl.layers.base import Layer, SymbolicTensor
+from minidl.layers.input_layer import Input, InputLayer
+from minidl.models.model import Model
+
+
+class Sequential(Model):
+    def __init__(self, layers=None, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self._stack = []
+        for layer in layers or []:
+            self.add(layer)
+
+    def add(self, layer):
+        """Append a layer (or a model) to the stack."""
+        if isinstance(layer, SymbolicTensor) and isinstance(layer.layer, InputLayer):
+            layer = layer.layer
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential '{self.name}'.add() expects a layer, got {type(layer).__name__}")
+        self._stack.append(layer)
+        if isinstance(layer, InputLayer):
+            self._build_graph(layer._batch_input_shape)
+        elif self._graph_ready:
+            self._build_graph(self.inputs[0].shape)
+        elif len(self._stack) == 1 and layer._batch_input_shape is not None:
+            self._build_graph(layer._batch_input_shape)
+
+    def pop(self):
+        if not self._stack:
+            raise TypeError(f"Sequential '{self.name}' has no layers to pop")
+        self._stack.pop()
+        if self._graph_ready and self._stack:
+            self._build_graph(self.inputs[0].shape)
+
+    def _build_graph(self, batch_input_shape):
+        stack = [l for l in self._stack if not isinstance(l, InputLayer)]
+        given_input = next((l for l in self._stack if isinstance(l, InputLayer)), None)
+        if given_input is not None:
+            inputs = given_input._inbound_nodes[0].output_tensors[0]
+        elif self._graph_ready:
+            inputs = self.inputs[0]
+        else:
+            inputs = Input(batch_shape=tuple(batch_input_shape))
+        if not stack:
+            self._pending_input = inputs
+            return
+        x = inputs
+        for layer in stack:
+            x = self._output_after(layer, x)
+        self._init_graph(inputs, x)
+
+    @staticmethod
+    def _output_after(layer, x):
+        """Reuse the node made the last time this layer was called on x, else call it."""
+        for node in layer._inbound_nodes:
+            if node.input_tensors == [x]:
+                return node.output_tensors[0]
+        return layer(x)
+
+    def build(self, input_shape=None):
+        if input_shape is None:
+            self._require_graph()
+            return
+        self._build_graph(tuple(input_shape))
+
+    def _ensure_graph_for(self, inputs):
+        if not self._graph_ready:
+            if not self._stack:
+                raise RuntimeError(f"Sequential '{self.name}' has no layers")
+            shape = inputs.shape if hasattr(inputs, "shape") else None
+            if shape is None:
+                self._require_graph()
+            self._build_graph((None,) + tuple(shape[1:]))
+
+    def _call_symbolic(self, inputs):
+        if not self._graph_ready:
+            self._build_graph(inputs.shape)
+        return super()._call_symbolic(inputs)
+
+    @property
+    def layers(self):
+        if not self._graph_ready:
+            return [l for l in self._stack if not isinstance(l, InputLayer)]
+        return [layer for layer in self._layers if not isinstance(layer, InputLayer)]

@@ -1,0 +1,373 @@
+"""Keras's training API on top of forward/backward: compile, fit, evaluate, predict.
+
+One training step (``train_on_batch``), in the order Keras performs it
+(spec §6.1)::
+
+    outputs = model.forward(x, training=True)     # BN uses batch statistics, dropout on
+    loss    = mean over the batch of loss(y, outputs)
+    grads   = model.backward(dL/doutputs)         # fills every Parameter.grad
+    optimizer.apply_gradients(trainable weights)
+    metrics.update(y, outputs)                    # from the pre-update forward pass
+
+When the model ends in a sigmoid (softmax) and the loss is binary
+(categorical) cross-entropy, the loss is computed from the last layer's
+logits z and backward starts from dL/dz = (sigmoid(z) - y) / B, as tf.keras
+does: no log(0), no vanishing gradient when the sigmoid saturates.
+
+An epoch's ``loss`` is the batch-size-weighted mean of the step losses; its
+``accuracy`` is correct / seen over the epoch; validation runs afterwards in
+inference mode (spec §6.2).
+"""
+import math
+import time
+import warnings
+
+import numpy as np
+
+from minidl import losses as losses_module
+from minidl import metrics as metrics_module
+from minidl import optimizers as optimizers_module
+from minidl.layers.base import no_backward
+from minidl.models import data as data_module
+
+
+class TrainingMixin:
+    """compile / fit / evaluate / predict for :class:`~minidl.models.model.Model`."""
+
+    def _init_training_state(self):
+        self.optimizer = None
+        self.loss = None
+        self.compiled_metrics = []
+        self.stop_training = False
+        self.history = None
+        self._compile_args = None
+
+    # ------------------------------------------------------------------ compile
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **unsupported):
+        """Choose the optimizer, the loss and the metrics to report."""
+        unsupported = {k: v for k, v in unsupported.items() if v is not None}
+        if unsupported:
+            raise TypeError(f"Model '{self.name}'.compile(): unsupported argument(s) {sorted(unsupported)}")
+        self._require_graph()
+        if len(self.outputs) != 1:
+            raise NotImplementedError(f"Model '{self.name}': training supports models with one output")
+        if loss is None:
+            raise ValueError(f"Model '{self.name}'.compile() needs a loss, e.g. loss='binary_crossentropy'")
+        self.optimizer = optimizers_module.get(optimizer)
+        self.loss = losses_module.get(loss)
+        output_units = self.outputs[0].shape[-1]
+        self.compiled_metrics = [metrics_module.get(m, output_units, self.loss.name) for m in (metrics or [])]
+        self._logit_layer = self._find_logit_layer()
+        self._compile_args = {"loss": self.loss.get_config(), "metrics": list(metrics or [])}
+
+    def _find_logit_layer(self):
+        """The layer producing the output, if its activation matches the loss's logits."""
+        layer = self.outputs[0].node.layer
+        while hasattr(layer, "outputs") and getattr(layer, "_graph_ready", False):
+            layer = layer.outputs[0].node.layer
+        activation = getattr(getattr(layer, "activation", None), "name", None)
+        if self.loss.logit_activation is not None and activation == self.loss.logit_activation:
+            return layer
+        return None
+
+    def _require_compiled(self, what):
+        if self.optimizer is None or self.loss is None:
+            raise RuntimeError(f"Model '{self.name}' must be compiled before {what}(): call model.compile(...)")
+
+    @property
+    def metrics_names(self):
+        return ["loss"] + [m.name for m in self.compiled_metrics]
+
+    # ------------------------------------------------------------------ one step
+    def _loss_and_output_grad(self, y, outputs):
+        """Loss value and the gradient to start backward with (dL/dz on the logits path)."""
+        if self._logit_layer is not None and self._logit_layer.logits is not None:
+            return self.loss.value_and_grad_from_logits(y, self._logit_layer.logits) + (True,)
+        return self.loss(y, outputs), self.loss.gradient(y, outputs), False
+
+    def compute_gradients(self, x, y, training=True):
+        """Forward, loss and backward without updating: returns (loss, outputs).
+
+        Afterwards every parameter's ``grad`` holds dLoss/dParameter.
+        """
+        self._require_compiled("compute_gradients")
+        for parameter in self.weights:
+            parameter.grad = None
+        outputs = self.forward(x, training=training)
+        loss, grad, from_logits = self._loss_and_output_grad(y, outputs)
+        if from_logits:
+            self._logit_layer.backward_from_logits = True
+        try:
+            self.backward(grad)
+        finally:
+            if from_logits:
+                self._logit_layer.backward_from_logits = False
+        return loss, outputs
+
+    def train_on_batch(self, x, y, reset_metrics=True, return_dict=False):
+        """One optimisation step; returns the loss (and metrics) of the pre-update forward pass."""
+        self._require_compiled("train_on_batch")
+        if reset_metrics:
+            self.reset_metrics()
+        x, y = self._standardize_batch(x, y)
+        loss, outputs = self.compute_gradients(x, y, training=True)
+        self.optimizer.apply_gradients(self.trainable_weights)
+        for metric in self.compiled_metrics:
+            metric.update(y, outputs)
+        return self._step_result(loss, return_dict)
+
+    def test_on_batch(self, x, y, reset_metrics=True, return_dict=False):
+        self._require_compiled("test_on_batch")
+        if reset_metrics:
+            self.reset_metrics()
+        x, y = self._standardize_batch(x, y)
+        loss = self._evaluate_batch(x, y)
+        return self._step_result(loss, return_dict)
+
+    def predict_on_batch(self, x):
+        with no_backward():
+            return self.forward(self._standardize_x(x), training=False)
+
+    def _evaluate_batch(self, x, y):
+        with no_backward():
+            outputs = self.forward(x, training=False)
+        loss, _, _ = self._loss_and_output_grad(y, outputs)
+        for metric in self.compiled_metrics:
+            metric.update(y, outputs)
+        return loss
+
+    def _step_result(self, loss, return_dict):
+        values = [float(loss)] + [m.result() for m in self.compiled_metrics]
+        if return_dict:
+            return dict(zip(self.metrics_names, values))
+        return values[0] if len(values) == 1 else values
+
+    def reset_metrics(self):
+        for metric in self.compiled_metrics:
+            metric.reset()
+
+    def _standardize_x(self, x):
+        if isinstance(x, (list, tuple)):
+            return [self._float_array(a) for a in x]
+        return self._float_array(x)
+
+    @staticmethod
+    def _float_array(a):
+        a = np.asarray(a)
+        return a if a.dtype.kind == "f" else a.astype(np.float32)
+
+    def _standardize_batch(self, x, y):
+        if y is None:
+            raise ValueError(f"Model '{self.name}': training needs labels y, got None")
+        x = self._standardize_x(x)
+        y = np.asarray(y)
+        batch = len(x[0]) if isinstance(x, list) else len(x)
+        if len(y) != batch:
+            raise ValueError(f"Model '{self.name}': got {batch} inputs but {len(y)} labels in a batch")
+        return x, y
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, validation_freq=1, class_weight=None,
+            max_queue_size=10, workers=1, use_multiprocessing=False):
+        """Train for ``epochs`` epochs; returns a :class:`~minidl.callbacks.History`."""
+        from minidl.callbacks import CallbackList, History, ProgbarLogger
+        self._require_compiled("fit")
+        if class_weight is not None:
+            raise NotImplementedError("fit(class_weight=...) is not implemented in minidl")
+        batch_size = 32 if batch_size is None else int(batch_size)
+        if x is None:
+            raise ValueError(f"Model '{self.name}'.fit() needs training data x")
+        x, y, validation_data = self._split_validation(x, y, validation_split, validation_data)
+        steps = data_module.steps_for(x, batch_size, steps_per_epoch, "steps_per_epoch")
+        stream = self._prefetched(data_module.make_stream(x, y, batch_size, shuffle), max_queue_size,
+                                  workers if data_module.is_generated(x) else 0, use_multiprocessing)
+        validation = None
+        if validation_data is not None:
+            val_x, val_y = self._validation_arrays(validation_data)
+            val_steps = data_module.steps_for(val_x, batch_size, validation_steps, "validation_steps")
+            val_stream = self._prefetched(data_module.make_stream(val_x, val_y, batch_size, False),
+                                          max_queue_size, workers if data_module.is_generated(val_x) else 0,
+                                          use_multiprocessing)
+            validation = (val_stream, val_steps)
+
+        self.history = History()
+        callback_list = [self.history] + list(callbacks or [])
+        if verbose:
+            callback_list.insert(0, ProgbarLogger(verbose=verbose))
+        callback_list = CallbackList(callback_list, model=self,
+                                     params={"epochs": epochs, "steps": steps, "verbose": verbose,
+                                             "metrics": self.metrics_names + (
+                                                 ["val_" + n for n in self.metrics_names] if validation else [])})
+        self.stop_training = False
+        try:
+            callback_list.on_train_begin()
+            for epoch in range(initial_epoch, epochs):
+                logs = self._run_epoch(epoch, stream, steps, validation, validation_freq, callback_list)
+                callback_list.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+            callback_list.on_train_end()
+        finally:
+            for s in (stream, validation[0] if validation else None):
+                if hasattr(s, "close"):
+                    s.close()
+        return self.history
+
+    def _run_epoch(self, epoch, stream, steps, validation, validation_freq, callback_list):
+        callback_list.on_epoch_begin(epoch)
+        self.reset_metrics()
+        loss_sum, seen = 0.0, 0
+        for step in range(steps):
+            batch = next(stream, None)
+            if batch is None:
+                warnings.warn(f"The training data ran out after {step} of {steps} steps in epoch {epoch + 1}")
+                self.stop_training = True
+                break
+            batch_x, batch_y = data_module.split_batch(batch)
+            callback_list.on_train_batch_begin(step)
+            batch_x, batch_y = self._standardize_batch(batch_x, batch_y)
+            loss = self.train_on_batch(batch_x, batch_y, reset_metrics=False)
+            loss = loss[0] if isinstance(loss, list) else loss
+            size = len(batch_y)
+            loss_sum += loss * size
+            seen += size
+            logs = {"batch": step, "size": size, "loss": loss}
+            logs.update({m.name: m.result() for m in self.compiled_metrics})
+            callback_list.on_train_batch_end(step, logs)
+            if self.stop_training:
+                break
+        epoch_logs = {"loss": loss_sum / max(seen, 1)}
+        epoch_logs.update({m.name: m.result() for m in self.compiled_metrics})
+        if validation is not None and (epoch + 1) % validation_freq == 0:
+            val_values = self._evaluate_stream(validation[0], validation[1], callback_list)
+            epoch_logs.update({"val_" + k: v for k, v in val_values.items()})
+        return epoch_logs
+
+    def _split_validation(self, x, y, validation_split, validation_data):
+        if not validation_split:
+            return x, y, validation_data
+        if data_module.is_sequence(x) or data_module.is_iterator(x):
+            raise ValueError("validation_split works with arrays only; pass validation_data for generators")
+        count = len(x)
+        split = int(count * (1.0 - validation_split))
+        return x[:split], y[:split], (x[split:], y[split:])
+
+    @staticmethod
+    def _validation_arrays(validation_data):
+        if isinstance(validation_data, tuple) and len(validation_data) in (2, 3):
+            return validation_data[0], validation_data[1]
+        return validation_data, None
+
+    def _prefetched(self, stream, max_queue_size, workers, use_multiprocessing):
+        """Produce batches in background threads while the model computes (workers >= 1)."""
+        if not workers:
+            return stream
+        from minidl.preprocessing.image.prefetch import prefetch
+        return prefetch(stream, max_queue_size=max_queue_size, workers=1)
+
+    # ------------------------------------------------------------------ evaluate / predict
+    def _evaluate_stream(self, stream, steps, callback_list=None):
+        self.reset_metrics()
+        loss_sum, seen = 0.0, 0
+        for step in range(steps):
+            batch = next(stream, None)
+            if batch is None:
+                break
+            batch_x, batch_y = self._standardize_batch(*data_module.split_batch(batch))
+            if callback_list is not None:
+                callback_list.on_test_batch_begin(step)
+            loss = self._evaluate_batch(batch_x, batch_y)
+            loss_sum += loss * len(batch_y)
+            seen += len(batch_y)
+            if callback_list is not None:
+                callback_list.on_test_batch_end(step, {"loss": loss})
+        values = {"loss": loss_sum / max(seen, 1)}
+        values.update({m.name: m.result() for m in self.compiled_metrics})
+        return values
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=1, steps=None, callbacks=None,
+                 max_queue_size=10, workers=1, use_multiprocessing=False, return_dict=False):
+        """Loss (and metrics) in inference mode: batch-size-weighted means."""
+        self._require_compiled("evaluate")
+        batch_size = 32 if batch_size is None else int(batch_size)
+        steps = data_module.steps_for(x, batch_size, steps, "steps")
+        stream = self._prefetched(data_module.make_stream(x, y, batch_size, False), max_queue_size,
+                                  workers if data_module.is_generated(x) else 0, use_multiprocessing)
+        try:
+            values = self._evaluate_stream(stream, steps)
+        finally:
+            if hasattr(stream, "close"):
+                stream.close()
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in values.items()))
+        if return_dict:
+            return values
+        result = [values[n] for n in self.metrics_names]
+        return result[0] if len(result) == 1 else result
+
+    def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None,
+                max_queue_size=10, workers=1, use_multiprocessing=False):
+        """Outputs for every sample, in inference mode, concatenated over batches."""
+        self._require_graph()
+        batch_size = 32 if batch_size is None else int(batch_size)
+        if not (data_module.is_sequence(x) or data_module.is_iterator(x)):
+            x = self._standardize_x(x)
+        steps = data_module.steps_for(x, batch_size, steps, "steps")
+        stream = data_module.make_stream(x, None, batch_size, False)
+        outputs = []
+        for _ in range(steps):
+            batch = next(stream, None)
+            if batch is None:
+                break
+            batch_x, _ = data_module.split_batch(batch)
+            outputs.append(self.predict_on_batch(batch_x))
+        if not outputs:
+            raise ValueError(f"Model '{self.name}'.predict() received no data")
+        if isinstance(outputs[0], list):
+            return [np.concatenate(parts) for parts in zip(*outputs)]
+        return np.concatenate(outputs)
+
+    # ------------------------------------------------------------------ Keras 2 aliases
+    def fit_generator(self, generator, steps_per_epoch=None, epochs=1, verbose=1, callbacks=None,
+                      validation_data=None, validation_steps=None, validation_freq=1, class_weight=None,
+                      max_queue_size=10, workers=1, use_multiprocessing=False, shuffle=True, initial_epoch=0):
+        _deprecated("fit_generator", "fit")
+        return self.fit(generator, steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=verbose,
+                        callbacks=callbacks, validation_data=validation_data, validation_steps=validation_steps,
+                        validation_freq=validation_freq, class_weight=class_weight, max_queue_size=max_queue_size,
+                        workers=workers, use_multiprocessing=use_multiprocessing, shuffle=shuffle,
+                        initial_epoch=initial_epoch)
+
+    def evaluate_generator(self, generator, steps=None, callbacks=None, max_queue_size=10, workers=1,
+                           use_multiprocessing=False, verbose=0):
+        _deprecated("evaluate_generator", "evaluate")
+        return self.evaluate(generator, steps=steps, verbose=verbose, max_queue_size=max_queue_size,
+                             workers=workers, use_multiprocessing=use_multiprocessing)
+
+    def predict_generator(self, generator, steps=None, callbacks=None, max_queue_size=10, workers=1,
+                          use_multiprocessing=False, verbose=0):
+        _deprecated("predict_generator", "predict")
+        return self.predict(generator, steps=steps, verbose=verbose)
+
+    # ------------------------------------------------------------------ files
+    def save_weights(self, filepath, overwrite=True):
+        """Write the weights in minidl's HDF5 format (atomically)."""
+        from minidl import weights
+        return weights.save_weights(self, filepath)
+
+    def load_weights(self, filepath, by_name=False, skip_mismatch=False):
+        """Load a minidl or Keras (legacy HDF5) weights file, by order or by name."""
+        from minidl import weights
+        return weights.load_weights(self, filepath, by_name=by_name, skip_mismatch=skip_mismatch)
+
+    def save(self, filepath, overwrite=True, include_optimizer=True):
+        """Write architecture, weights and optimizer state, so training can resume."""
+        from minidl import weights
+        return weights.save_model(self, filepath)
+
+
+def _deprecated(old, new):
+    warnings.warn(f"`Model.{old}` is deprecated and will be removed in a future version. "
+                  f"Please use `Model.{new}`, which supports generators.", UserWarning, stacklevel=3)

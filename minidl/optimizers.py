@@ -1,0 +1,211 @@
+"""Optimizers: turn gradients into parameter updates.
+
+SGD (with optional momentum, Keras's form)::
+
+    velocity = momentum * velocity - lr * g
+    p       += velocity                               (plain SGD: p -= lr * g)
+    nesterov: p += momentum * velocity - lr * g
+
+Adam, exactly as Keras 2 / tf.keras apply it (spec §5.6). With k the number of
+updates done so far and t = k + 1::
+
+    lr_k    = lr / (1 + decay * k)
+    m       = beta_1 * m + (1 - beta_1) * g
+    v       = beta_2 * v + (1 - beta_2) * g^2
+    alpha_t = lr_k * sqrt(1 - beta_2^t) / (1 - beta_1^t)
+    p      -= alpha_t * m / (sqrt(v) + epsilon)
+
+Note where epsilon sits: it is added to the square root of the *uncorrected*
+v, which differs from the paper's formula by a factor sqrt(1 - beta_2^t) on
+epsilon. ``lr=`` is accepted as an alias of ``learning_rate``, as in Keras 2.
+
+Optimizer state (``iterations`` and the m, v arrays) can be saved with
+``get_state()`` and restored with ``set_state()`` so training resumes exactly.
+
+Example::
+
+    optimizer = Adam(lr=1e-4, epsilon=1e-8)
+    optimizer.apply_gradients(model.trainable_weights)   # uses each Parameter.grad
+"""
+import numpy as np
+
+
+class Optimizer:
+    """Base class: learning rate (``lr`` alias), decay, state save/restore."""
+
+    name = None
+
+    def __init__(self, learning_rate=0.01, decay=0.0, lr=None, clipnorm=None, clipvalue=None, **unknown):
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unknown argument(s) {sorted(unknown)}")
+        if lr is not None:
+            learning_rate = lr
+        if learning_rate is None or float(learning_rate) < 0:
+            raise ValueError(f"{type(self).__name__}: learning_rate must be >= 0, got {learning_rate!r}")
+        self.learning_rate = float(learning_rate)
+        self.decay = float(decay)
+        self.clipnorm = clipnorm
+        self.clipvalue = clipvalue
+        self.iterations = 0
+        self._slots = {}            # id(parameter) -> dict of state arrays
+        self._parameters = []       # the parameters of the last update, in order
+        self._pending_state = None  # state loaded before the parameters were known
+
+    @property
+    def lr(self):
+        return self.learning_rate
+
+    @lr.setter
+    def lr(self, value):
+        self.learning_rate = float(value)
+
+    def current_learning_rate(self):
+        """Keras's time-based decay: lr / (1 + decay * iterations)."""
+        if self.decay > 0:
+            return self.learning_rate / (1.0 + self.decay * self.iterations)
+        return self.learning_rate
+
+    def _clipped(self, grad):
+        if self.clipvalue is not None:
+            grad = np.clip(grad, -self.clipvalue, self.clipvalue)
+        if self.clipnorm is not None:
+            norm = float(np.sqrt(np.sum(grad.astype(np.float64) ** 2)))
+            if norm > self.clipnorm:
+                grad = grad * (self.clipnorm / norm)
+        return grad
+
+    def apply_gradients(self, parameters):
+        """Update every parameter that has a gradient, then count one iteration."""
+        parameters = [p for p in parameters if p.grad is not None]
+        self._parameters = parameters
+        if self._pending_state is not None:
+            self._restore_slots(self._pending_state, parameters)
+            self._pending_state = None
+        learning_rate = self.current_learning_rate()
+        for parameter in parameters:
+            slots = self._slots.setdefault(id(parameter), self.new_slots(parameter))
+            self.update(parameter, self._clipped(parameter.grad), slots, learning_rate)
+        self.iterations += 1
+
+    def new_slots(self, parameter):
+        return {}
+
+    def update(self, parameter, grad, slots, learning_rate):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------- state
+    def get_config(self):
+        return {"name": self.name, "learning_rate": self.learning_rate, "decay": self.decay,
+                "clipnorm": self.clipnorm, "clipvalue": self.clipvalue}
+
+    def get_state(self):
+        """``{'iterations': k, 'slots': [{name: array}, ...]}`` in parameter order."""
+        slots = [{k: v.copy() for k, v in self._slots.get(id(p), {}).items()} for p in self._parameters]
+        if self._pending_state is not None and not self._parameters:
+            return dict(self._pending_state)
+        return {"iterations": self.iterations, "slots": slots}
+
+    def set_state(self, state):
+        """Restore ``get_state()``'s result; slots attach to the next update's parameters by order."""
+        self.iterations = int(state["iterations"])
+        self._slots = {}
+        self._pending_state = {"iterations": self.iterations, "slots": list(state.get("slots", []))}
+
+    def _restore_slots(self, state, parameters):
+        saved = state["slots"]
+        if saved and len(saved) != len(parameters):
+            raise ValueError(
+                f"{type(self).__name__}: the saved optimizer state has {len(saved)} parameter slots, "
+                f"but the model has {len(parameters)} trainable parameters")
+        for parameter, slots in zip(parameters, saved):
+            for key, value in slots.items():
+                if value.shape != parameter.shape:
+                    raise ValueError(
+                        f"{type(self).__name__}: saved slot '{key}' of shape {value.shape} does not fit "
+                        f"parameter '{parameter.name}' of shape {parameter.shape}")
+            self._slots[id(parameter)] = {k: np.array(v, dtype=parameter.dtype) for k, v in slots.items()}
+
+
+class SGD(Optimizer):
+    name = "SGD"
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        if momentum < 0:
+            raise ValueError(f"SGD: momentum must be >= 0, got {momentum!r}")
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+
+    def new_slots(self, parameter):
+        return {"velocity": np.zeros_like(parameter.value)} if self.momentum else {}
+
+    def update(self, parameter, grad, slots, learning_rate):
+        lr = parameter.dtype.type(learning_rate)
+        if not self.momentum:
+            parameter.value -= lr * grad
+            return
+        velocity = slots["velocity"]
+        velocity *= parameter.dtype.type(self.momentum)
+        velocity -= lr * grad
+        if self.nesterov:
+            parameter.value += parameter.dtype.type(self.momentum) * velocity - lr * grad
+        else:
+            parameter.value += velocity
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(momentum=self.momentum, nesterov=self.nesterov)
+        return config
+
+
+class Adam(Optimizer):
+    name = "Adam"
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        if amsgrad:
+            raise NotImplementedError("Adam: amsgrad=True is not implemented in minidl")
+        self.beta_1 = float(beta_1)
+        self.beta_2 = float(beta_2)
+        self.epsilon = 1e-7 if epsilon is None else float(epsilon)
+
+    def new_slots(self, parameter):
+        return {"m": np.zeros_like(parameter.value), "v": np.zeros_like(parameter.value)}
+
+    def update(self, parameter, grad, slots, learning_rate):
+        t = self.iterations + 1
+        alpha = learning_rate * np.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+        dtype = parameter.dtype.type
+        m, v = slots["m"], slots["v"]
+        # In place: these arrays are as large as the model (22M numbers for InceptionV3).
+        m *= dtype(self.beta_1)
+        m += dtype(1 - self.beta_1) * grad
+        v *= dtype(self.beta_2)
+        v += dtype(1 - self.beta_2) * np.square(grad)
+        step = np.sqrt(v)
+        step += dtype(self.epsilon)
+        np.divide(m, step, out=step)
+        step *= dtype(alpha)
+        parameter.value -= step
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
+        return config
+
+
+_BY_NAME = {"sgd": SGD, "adam": Adam}
+
+
+def get(identifier):
+    """An optimizer from a name ('adam'), a config dict, or an instance."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, dict):
+        config = dict(identifier)
+        name = str(config.pop("name", "")).lower()
+        if name in _BY_NAME:
+            return _BY_NAME[name](**config)
+    if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
+        return _BY_NAME[identifier.lower()]()
+    raise ValueError(f"Unknown optimizer {identifier!r}; expected one of {sorted(_BY_NAME)} or an Optimizer")
