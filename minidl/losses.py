@@ -36,11 +36,12 @@ EPSILON = 1e-7
 def align_labels(y_true, y_pred, loss_name):
     """Return y_true as y_pred's shape and dtype: (B,) becomes (B, 1)."""
     y_true = np.asarray(y_true)
+    given_shape = y_true.shape
     if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:
         y_true = y_true.reshape(y_true.shape + (1,))
     if y_true.shape != y_pred.shape:
         raise ValueError(
-            f"{loss_name}: labels of shape {y_true.shape} do not match the model output of shape "
+            f"{loss_name}: labels of shape {given_shape} do not match the model output of shape "
             f"{y_pred.shape}")
     return y_true.astype(y_pred.dtype, copy=False)
 

@@ -1,0 +1,46 @@
+"""Shared test fixtures: both kernel paths, the shared data folder, fresh layer names."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minidl
+from minidl import config
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+DATA_DIR = SHARED / "data" / "Open_I_abd_vs_CXRs"
+ORACLE_DIR = SHARED / "oracle"
+
+
+@pytest.fixture(params=["numba", "reference"])
+def kernel_path(request):
+    """Run the test once on the Numba kernels and once on the NumPy reference."""
+    previous = config.kernel_path()
+    config.set_kernel_path(request.param)
+    yield request.param
+    config.set_kernel_path(previous)
+
+
+@pytest.fixture(autouse=True)
+def fresh_names():
+    minidl.clear_session()
+    yield
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def data_dir():
+    if not DATA_DIR.is_dir():
+        pytest.skip(f"workshop data not found at {DATA_DIR}")
+    return DATA_DIR
+
+
+@pytest.fixture
+def oracle_dir():
+    if not (ORACLE_DIR / "reference_outputs.npz").is_file():
+        pytest.skip(f"oracle not found at {ORACLE_DIR}")
+    return ORACLE_DIR
