@@ -11,7 +11,7 @@ from minidl.models.serialization import model_from_config
 def load_model(filepath, custom_objects=None, compile=True):
     """Load a model saved with ``model.save(path)``: architecture, weights, optimizer state."""
     from minidl import weights
-    return weights.load_model(filepath, custom_objects=custom_objects)
+    return weights.load_model(filepath, custom_objects=custom_objects, compile=compile)
 
 
 __all__ = ["Model", "Sequential", "load_model", "model_from_config"]

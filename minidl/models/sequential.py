@@ -33,10 +33,9 @@ class Sequential(Model):
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential '{self.name}'.add() expects a layer, got {type(layer).__name__}")
         self._stack.append(layer)
-        if isinstance(layer, InputLayer):
-            self._build_graph(layer._batch_input_shape)
-        elif self._graph_ready:
-            self._build_graph(self.inputs[0].shape)
+        input_given = any(isinstance(l, InputLayer) for l in self._stack)
+        if input_given or self._graph_ready:
+            self._build_graph(None)
         elif len(self._stack) == 1 and layer._batch_input_shape is not None:
             self._build_graph(layer._batch_input_shape)
 
@@ -45,7 +44,7 @@ class Sequential(Model):
             raise TypeError(f"Sequential '{self.name}' has no layers to pop")
         self._stack.pop()
         if self._graph_ready and self._stack:
-            self._build_graph(self.inputs[0].shape)
+            self._build_graph(None)
 
     def _build_graph(self, batch_input_shape):
         stack = [l for l in self._stack if not isinstance(l, InputLayer)]
@@ -57,7 +56,6 @@ class Sequential(Model):
         else:
             inputs = Input(batch_shape=tuple(batch_input_shape))
         if not stack:
-            self._pending_input = inputs
             return
         x = inputs
         for layer in stack:
@@ -91,6 +89,15 @@ class Sequential(Model):
         if not self._graph_ready:
             self._build_graph(inputs.shape)
         return super()._call_symbolic(inputs)
+
+    def get_config(self):
+        from minidl.models.serialization import sequential_config
+        return sequential_config(self)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from minidl.models.serialization import model_from_config
+        return model_from_config({"class_name": "Sequential", "config": config}, custom_objects)
 
     @property
     def layers(self):

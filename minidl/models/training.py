@@ -365,7 +365,7 @@ class TrainingMixin:
     def save(self, filepath, overwrite=True, include_optimizer=True):
         """Write architecture, weights and optimizer state, so training can resume."""
         from minidl import weights
-        return weights.save_model(self, filepath)
+        return weights.save_model(self, filepath, include_optimizer=include_optimizer)
 
 
 def _deprecated(old, new):

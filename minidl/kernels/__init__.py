@@ -1,0 +1,94 @@
+"""minidl's compute kernels: convolution (im2col + BLAS), pooling, batch normalization.
+
+Every hot kernel exists twice with one signature:
+
+* ``<name>_reference.py`` -- plain NumPy, the version to read;
+* ``<name>_numba.py``     -- the same computation compiled with Numba (the default).
+
+The functions below dispatch **at call time** on :func:`minidl.config.kernel_path`, so
+``minidl.config.set_kernel_path("reference")`` takes effect immediately, even after import.
+All arrays are NHWC; float32 in gives float32 out (no silent upcast).
+
+Example::
+
+    from minidl import kernels
+    out_h, out_w, pads = kernels.conv_geometry(x.shape, (3, 3), (1, 1), "same")
+    y = kernels.conv2d_forward(x, kernel, (1, 1), pads)
+"""
+import importlib
+
+from minidl import config
+
+from .geometry import conv_geometry, output_size_and_padding, padded_output_size
+
+# Kernels whose Numba version did not beat NumPy when measured (benchmarks/bench_kernels.py)
+# would be listed here to run the reference module on the 'numba' path too.
+_REFERENCE_ONLY = frozenset()
+
+
+def _module(family):
+    """Return the module implementing ``family`` ('conv', 'pooling', ...) on the active path."""
+    path = config.kernel_path()
+    if family in _REFERENCE_ONLY:
+        path = "reference"
+    return importlib.import_module(f"{__name__}.{family}_{path}")
+
+
+# --- convolution: im2col / col2im (conv2d_forward / conv2d_backward live in conv.py) ---
+def im2col(x, kernel_size, strides, pads):
+    """(N, H, W, C) -> cols (N*OH*OW, KH*KW*C), column order (kh, kw, c). See conv_reference.py."""
+    return _module("conv").im2col(x, kernel_size, strides, pads)
+
+
+def col2im(cols, input_shape, kernel_size, strides, pads):
+    """Adjoint of im2col: cols -> (N, H, W, C), overlaps summed, padding dropped."""
+    return _module("conv").col2im(cols, input_shape, kernel_size, strides, pads)
+
+
+# --- pooling ---
+def max_pool_forward(x, pool_size, strides, pads):
+    """-> (y, argmax); argmax holds h*W + w into the unpadded input. See pooling_reference.py."""
+    return _module("pooling").max_pool_forward(x, pool_size, strides, pads)
+
+
+def max_pool_backward(grad_output, argmax, input_shape):
+    """Scatter-add grad_output to the argmax cells -> grad_input (N, H, W, C)."""
+    return _module("pooling").max_pool_backward(grad_output, argmax, input_shape)
+
+
+def avg_pool_forward(x, pool_size, strides, pads):
+    """Window mean over in-bounds cells only (TF excludes padding)."""
+    return _module("pooling").avg_pool_forward(x, pool_size, strides, pads)
+
+
+def avg_pool_backward(grad_output, input_shape, pool_size, strides, pads):
+    """Spread each output gradient evenly over its in-bounds cells."""
+    return _module("pooling").avg_pool_backward(grad_output, input_shape, pool_size, strides, pads)
+
+
+# --- batch normalization (channels last) ---
+def batchnorm_train_forward(x, gamma, beta, epsilon):
+    """-> (y, mean, variance, inv_std) with batch statistics. See batchnorm_reference.py."""
+    return _module("batchnorm").batchnorm_train_forward(x, gamma, beta, epsilon)
+
+
+def batchnorm_backward(grad_output, x, mean, inv_std, gamma):
+    """-> (grad_input, grad_gamma, grad_beta) through the batch statistics."""
+    return _module("batchnorm").batchnorm_backward(grad_output, x, mean, inv_std, gamma)
+
+
+def batchnorm_inference(x, moving_mean, moving_variance, gamma, beta, epsilon):
+    """y = gamma * (x - moving_mean) / sqrt(moving_variance + epsilon) + beta."""
+    return _module("batchnorm").batchnorm_inference(
+        x, moving_mean, moving_variance, gamma, beta, epsilon)
+
+
+# Imported last: conv.py calls the dispatched im2col / col2im defined above.
+from .conv import conv2d_backward, conv2d_forward  # noqa: E402
+
+__all__ = [
+    "output_size_and_padding", "conv_geometry", "padded_output_size",
+    "im2col", "col2im", "conv2d_forward", "conv2d_backward",
+    "max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward",
+    "batchnorm_train_forward", "batchnorm_backward", "batchnorm_inference",
+]

@@ -1,0 +1,155 @@
+"""Tests for the batch-normalization kernels (channels last, spec §5.7), both paths."""
+import contextlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from minidl import config, kernels
+from minidl.kernels import batchnorm_numba, batchnorm_reference
+
+PATHS = ["reference", "numba"]
+
+
+@contextlib.contextmanager
+def kernel_path(path):
+    previous = config.kernel_path()
+    config.set_kernel_path(path)
+    try:
+        yield
+    finally:
+        config.set_kernel_path(previous)
+
+
+def naive_batchnorm(x, gamma, beta, epsilon):
+    """Per channel, over all other axes, with np.var (ddof=0: the biased variance)."""
+    axes = tuple(range(x.ndim - 1))
+    mean = x.mean(axis=axes)
+    variance = x.var(axis=axes)
+    gamma = 1.0 if gamma is None else gamma
+    beta = 0.0 if beta is None else beta
+    return gamma * (x - mean) / np.sqrt(variance + epsilon) + beta, mean, variance
+
+
+shapes = st.one_of(
+    st.tuples(st.integers(2, 6), st.integers(1, 7)),
+    st.tuples(st.integers(1, 3), st.integers(1, 6), st.integers(1, 6), st.integers(1, 7)),
+)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("use_gamma,use_beta", [(True, True), (False, True), (False, False)])
+def test_train_forward_and_inference_match_the_formula(path, use_gamma, use_beta):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4, 5, 6)) * 3 + 2
+    gamma = rng.standard_normal(6) if use_gamma else None
+    beta = rng.standard_normal(6) if use_beta else None
+    expected, mean, variance = naive_batchnorm(x, gamma, beta, 1e-3)
+    moving_mean, moving_variance = rng.standard_normal(6), rng.uniform(0.5, 2, 6)
+    expected_inference = ((x - moving_mean) / np.sqrt(moving_variance + 1e-3)
+                          * (1.0 if gamma is None else gamma) + (0.0 if beta is None else beta))
+    with kernel_path(path):
+        y, batch_mean, batch_variance, inv_std = kernels.batchnorm_train_forward(x, gamma, beta, 1e-3)
+        inference = kernels.batchnorm_inference(x, moving_mean, moving_variance, gamma, beta, 1e-3)
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(batch_mean, mean, rtol=1e-12)
+    np.testing.assert_allclose(batch_variance, variance, rtol=1e-12)
+    np.testing.assert_allclose(inv_std, 1 / np.sqrt(variance + 1e-3), rtol=1e-12)
+    assert batch_mean.shape == batch_variance.shape == inv_std.shape == (6,)
+    np.testing.assert_allclose(inference, expected_inference, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_float32_stays_float32_and_statistics_survive_a_large_offset(path):
+    rng = np.random.default_rng(1)
+    x64 = 1000.0 + rng.standard_normal((5, 30, 30, 4))
+    x = x64.astype(np.float32)
+    with kernel_path(path):
+        outputs = kernels.batchnorm_train_forward(x, None, np.zeros(4, np.float32), 1e-3)
+        grads = kernels.batchnorm_backward(np.ones_like(x), x, outputs[1], outputs[3], None)
+        inference = kernels.batchnorm_inference(x, outputs[1], outputs[2], None, None, 1e-3)
+    assert all(array.dtype == np.float32 for array in outputs + grads + (inference,))
+    _, mean, variance = naive_batchnorm(x.astype(np.float64), None, None, 1e-3)
+    np.testing.assert_allclose(outputs[1], mean, rtol=1e-6)
+    np.testing.assert_allclose(outputs[2], variance, rtol=1e-3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=shapes, dtype=st.sampled_from([np.float32, np.float64]),
+       use_gamma=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_numba_batchnorm_equals_reference(shape, dtype, use_gamma, seed):
+    rng = np.random.default_rng(seed)
+    channels = shape[-1]
+    x = (rng.standard_normal(shape) * 2 + 1).astype(dtype)
+    gamma = rng.standard_normal(channels).astype(dtype) if use_gamma else None
+    beta = rng.standard_normal(channels).astype(dtype)
+    tolerance = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-9)
+    forward_ref = batchnorm_reference.batchnorm_train_forward(x, gamma, beta, 1e-3)
+    forward_fast = batchnorm_numba.batchnorm_train_forward(x, gamma, beta, 1e-3)
+    for fast, ref in zip(forward_fast, forward_ref):
+        assert fast.dtype == dtype and ref.dtype == dtype and fast.shape == ref.shape
+        np.testing.assert_allclose(fast, ref, **tolerance)
+    grad_output = rng.standard_normal(shape).astype(dtype)
+    _, mean, variance, inv_std = forward_ref
+    backward_ref = batchnorm_reference.batchnorm_backward(grad_output, x, mean, inv_std, gamma)
+    backward_fast = batchnorm_numba.batchnorm_backward(grad_output, x, mean, inv_std, gamma)
+    for fast, ref in zip(backward_fast, backward_ref):
+        assert fast.dtype == dtype and ref.dtype == dtype and fast.shape == ref.shape
+        np.testing.assert_allclose(fast, ref, **tolerance)
+    inference_ref = batchnorm_reference.batchnorm_inference(x, mean, variance, gamma, beta, 1e-3)
+    inference_fast = batchnorm_numba.batchnorm_inference(x, mean, variance, gamma, beta, 1e-3)
+    assert inference_fast.dtype == dtype
+    np.testing.assert_allclose(inference_fast, inference_ref, **tolerance)
+
+
+def central_difference(function, array, upstream, epsilon=1e-6):
+    numeric = np.zeros_like(array)
+    for index in np.ndindex(array.shape):
+        saved = array[index]
+        array[index] = saved + epsilon
+        plus = np.vdot(function(), upstream)
+        array[index] = saved - epsilon
+        minus = np.vdot(function(), upstream)
+        array[index] = saved
+        numeric[index] = (plus - minus) / (2 * epsilon)
+    return numeric
+
+
+def assert_gradient(numeric, analytic):
+    error = np.abs(numeric - analytic).max() / max(np.abs(numeric).max(), 1e-12)
+    assert error < 1e-6, f"relative gradient error {error:.2e}"
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("shape", [(3, 2, 2, 3), (5, 4)])
+@pytest.mark.parametrize("use_gamma", [True, False])
+def test_batchnorm_backward_matches_central_differences(path, shape, use_gamma):
+    rng = np.random.default_rng(11)
+    channels = shape[-1]
+    x = rng.standard_normal(shape) * 1.5 + 0.5
+    gamma = rng.uniform(0.5, 2.0, channels) if use_gamma else None
+    beta = rng.standard_normal(channels)
+    epsilon = 1e-3
+    with kernel_path(path):
+        y, mean, _, inv_std = kernels.batchnorm_train_forward(x, gamma, beta, epsilon)
+        upstream = rng.standard_normal(y.shape)
+        grad_input, grad_gamma, grad_beta = kernels.batchnorm_backward(upstream, x, mean, inv_std, gamma)
+
+        def forward():
+            return kernels.batchnorm_train_forward(x, gamma, beta, epsilon)[0]
+
+        assert_gradient(central_difference(forward, x, upstream), grad_input)
+        assert_gradient(central_difference(forward, beta, upstream), grad_beta)
+        if gamma is not None:
+            assert_gradient(central_difference(forward, gamma, upstream), grad_gamma)
+        else:  # gamma None means gamma = 1: its gradient is still reported
+            ones = np.ones(channels)
+            numeric = central_difference(lambda: kernels.batchnorm_train_forward(x, ones, beta, epsilon)[0],
+                                         ones, upstream)
+            assert_gradient(numeric, grad_gamma)
+
+
+def test_batchnorm_rejects_arrays_without_a_channel_axis():
+    for module in (batchnorm_reference, batchnorm_numba):
+        with pytest.raises(ValueError, match="channel axis"):
+            module.batchnorm_train_forward(np.zeros(5), None, None, 1e-3)
