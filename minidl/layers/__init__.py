@@ -14,6 +14,7 @@ from minidl.layers.conv import Conv2D
 from minidl.layers.normalization import BatchNormalization
 from minidl.layers.pooling import MaxPooling2D, AveragePooling2D, MaxPool2D, AvgPool2D
 from minidl.layers.global_pooling import GlobalAveragePooling2D, GlobalAvgPool2D
+from minidl.layers.global_max_pooling import GlobalMaxPooling2D, GlobalMaxPool2D
 from minidl.layers.merge import Concatenate, concatenate
 
 Convolution2D = Conv2D
@@ -22,5 +23,5 @@ __all__ = [
     "Layer", "SymbolicTensor", "Node", "clear_session", "no_backward", "Input", "InputLayer",
     "Dense", "Activation", "Dropout", "Flatten", "Conv2D", "Convolution2D", "BatchNormalization",
     "MaxPooling2D", "AveragePooling2D", "MaxPool2D", "AvgPool2D", "GlobalAveragePooling2D",
-    "GlobalAvgPool2D", "Concatenate", "concatenate",
+    "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D", "Concatenate", "concatenate",
 ]

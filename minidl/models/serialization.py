@@ -16,7 +16,7 @@ from minidl import layers as layers_module
 LAYER_CLASSES = {
     name: getattr(layers_module, name)
     for name in ("InputLayer", "Dense", "Activation", "Dropout", "Flatten", "Conv2D", "BatchNormalization",
-                 "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "Concatenate")
+                 "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Concatenate")
 }
 
 

@@ -1,0 +1,58 @@
+"""GlobalMaxPooling2D: one number per channel, the largest over the image.
+
+Shapes: (N, H, W, C) -> (N, C)  (or (N, 1, 1, C) with ``keepdims=True``).
+
+Forward::   y[n, c] = max_{h, w} x[n, h, w, c]
+Backward::  dL/dx[n, h, w, c] = dL/dy[n, c] * [x[n, h, w, c] == y[n, c]] / k[n, c]
+
+where k[n, c] is how many positions hold the maximum. Keras computes this
+layer with ``tf.reduce_max``, whose gradient shares dL/dy *equally* among tied
+maxima (TensorFlow's ``_MinOrMaxGrad``) -- unlike MaxPooling2D, which gives it
+all to the first maximum. Ties are common after a ReLU (several zeros).
+
+``InceptionV3(include_top=False, pooling='max')`` ends with this layer.
+
+Example::
+
+    GlobalMaxPooling2D()(np.random.rand(5, 8, 8, 2048)).shape   # (5, 2048)
+"""
+import numpy as np
+
+from minidl.layers.base import Layer
+from minidl.layers.conv import check_data_format
+
+
+class GlobalMaxPooling2D(Layer):
+    input_rank = 4
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        check_data_format(data_format, f"GlobalMaxPooling2D '{self.name}'")
+        self.keepdims = bool(keepdims)
+
+    def compute_output_shape(self, input_shape):
+        if self.keepdims:
+            return (input_shape[0], 1, 1, input_shape[3])
+        return (input_shape[0], input_shape[3])
+
+    def forward(self, inputs, training=False):
+        self._prepare(inputs)
+        maxima = inputs.max(axis=(1, 2), keepdims=True)
+        # What backward needs: where the maxima are, and how many share each one.
+        is_max = inputs == maxima
+        self._keep((is_max, is_max.sum(axis=(1, 2), keepdims=True)))
+        return maxima if self.keepdims else maxima.reshape(inputs.shape[0], inputs.shape[3])
+
+    def backward(self, grad_output):
+        is_max, tie_count = self._require_cache()
+        n, _, _, c = is_max.shape
+        grad = grad_output.reshape(n, 1, 1, c) / tie_count.astype(grad_output.dtype)
+        return np.where(is_max, grad, grad_output.dtype.type(0))
+
+    def get_config(self):
+        config = super().get_config()
+        config["keepdims"] = self.keepdims
+        return config
+
+
+GlobalMaxPool2D = GlobalMaxPooling2D
