@@ -18,6 +18,15 @@ in float64: the layer's parameters are converted for the check and restored
 afterwards. Large arrays are checked on a random subset of entries plus a few
 random directions.
 
+Reading the numbers: in float64 with h = 1e-6, a central difference is
+accurate to about h^2 (truncation) + 1e-16 / h (rounding), so a correct
+backward typically shows 1e-8 to 1e-11; a missing term or a wrong index shows
+1e-2 to 1. minidl's tests require < 1e-6. Run the check in float32 and you
+learn nothing: rounding alone gives ~1e-3. A kink (ReLU at 0, the maximum of
+a pooling window changing) inside [x - h, x + h] can spoil one entry; random
+float64 inputs make that rare. ``examples/gradcheck_tour.py`` runs the check
+on every layer and shows it catching a broken batch-norm backward.
+
 Example::
 
     report = check_gradients(Conv2D(4, (1, 7), padding="same"), np.random.rand(2, 6, 9, 3))

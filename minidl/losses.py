@@ -15,6 +15,17 @@ computes the same loss from the logit z, which never takes log(0)::
     l = max(z, 0) - z y + log(1 + exp(-|z|))
     dl/dz = sigmoid(z) - y
 
+Why from the logits: the two dl/dz agree on paper, since
+dl/dp * dp/dz = (p - y) / (p (1 - p)) * p (1 - p) = p - y. In floating point
+they do not. For a confidently wrong prediction (z = -30, y = 1), sigmoid(z)
+is 9e-14, clipping makes it 1e-7, the loss stops at -log(1e-7) = 16.1 instead
+of 30, and the clipped p has zero gradient -- the model gets no signal to fix
+its worst mistake. From the logits the loss is 30 and dl/dz = -1. The training
+loop takes this path automatically when the output layer's activation is a
+sigmoid (``minidl/layers/activation_mixin.py``). Every gradient returned here
+is already divided by the batch size B (and by the number of output units),
+because the loss is a mean.
+
 categorical_crossentropy, for softmax probabilities p over K classes and a
 one-hot y::
 

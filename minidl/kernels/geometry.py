@@ -5,6 +5,12 @@ Keras semantics spec §4.1: 'valid' output = floor((n - k) / s) + 1 with no padd
 ``total // 2`` before and the rest after. When ``total`` is odd the extra cell goes to
 the bottom / right (TensorFlow's asymmetric SAME; PyTorch and Caffe differ here).
 
+Worked examples from InceptionV3: 299 with a 3x3 'valid' window and stride 2
+gives floor(296 / 2) + 1 = 149; 147 with a 3x3 'same' conv, stride 1, gives
+147 with one cell of padding on each side; 4 with a 3x3 'same' window and
+stride 2 gives ceil(4 / 2) = 2 and total = (2 - 1)*2 + 3 - 4 = 1 cell of
+padding, all of it after (0 before, 1 after).
+
 Example::
 
     >>> output_size_and_padding(4, kernel=3, stride=2, padding="same")

@@ -14,6 +14,10 @@ Backward, given g = dL/da::
     dL/db = sum_batch dL/dz
     dL/dx = (dL/dz) W^T
 
+The kernel starts glorot_uniform (U(-a, a), a = sqrt(6 / (in + units))), the
+bias at zero, as in Keras. The workshop's head is Dense(256, relu) -> Dropout
+-> Dense(1, sigmoid) on the 2048 pooled InceptionV3 features.
+
 Example::
 
     layer = Dense(256, activation="relu")

@@ -10,6 +10,14 @@ Bernoulli(q) mask m per element::
 so the expected value of y equals x and inference needs no rescaling: at
 inference (``training=False``) y = x. Backward: dL/dx = dL/dy * m / q.
 
+Why divide by q during training ("inverted" dropout) rather than multiply by
+q at inference: the trained network can then be used as it is, and
+``predict`` does not need to know dropout was there. Why dropout at all: a
+unit cannot rely on any one other unit being present, which discourages
+co-adapted features and acts as a regulariser -- useful with the workshop's 65
+training images. The mask drawn in forward is cached and reused in backward
+(``minidl.check_gradients`` replays the same draw for every finite difference).
+
 ``seed`` makes the masks reproducible.
 
 Example::

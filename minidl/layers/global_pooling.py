@@ -6,7 +6,11 @@ Forward::   y[n, c] = (1 / (H W)) * sum_{h, w} x[n, h, w, c]
 Backward::  dL/dx[n, h, w, c] = dL/dy[n, c] / (H W)
 
 This is what turns InceptionV3's 8x8x2048 feature map into the 2048 numbers
-the workshop's classifier head reads.
+the workshop's classifier head reads. Compared with Flatten (8*8*2048 =
+131,072 numbers) it has no weights, keeps the head small (2048*256 weights
+instead of 33.5 million), works for any image size, and asks every channel to
+say "is my feature anywhere in the image?". It is also what makes Grad-CAM
+simple: the weight of channel c is the average of dL/dfeature over the image.
 
 Example::
 

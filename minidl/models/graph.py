@@ -20,6 +20,18 @@ the gradients of a tensor that feeds several layers (an Inception block's
 input feeds four branches):  dL/dx = sum over consumers of dL/dx through that
 consumer.
 
+A small example of the addition. If x feeds two branches, a = f(x) and
+b = g(x), and the loss depends on both, the chain rule gives
+
+    dL/dx = dL/da * da/dx + dL/db * db/dx
+
+so backward runs both branches (in any order) and sums what each returns for
+x. In an Inception block the four branch outputs are concatenated; the
+Concatenate backward splits dL/d(mixed) into four slices, each branch turns its
+slice into a gradient for the block's input, and the four are added before the
+walk continues to the previous block. ``examples/concepts.ipynb`` (section 7)
+shows the numbers.
+
 Both walks are loops over lists -- no recursion -- because InceptionV3 has
 311 layers and Python's recursion limit is 1000.
 """

@@ -1,0 +1,208 @@
+"""The learning path stays honest: the README's claims, the examples, the exercises and the
+concepts notebook all run (quick modes) and report what they say they report."""
+import importlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+README = ROOT / "README.md"
+
+
+def run_script(*args, timeout=180):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+# ------------------------------------------------------------------ examples
+def test_gradcheck_tour_quick_passes_every_layer_and_catches_the_broken_one():
+    result = run_script(EXAMPLES / "gradcheck_tour.py", "--quick")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.rstrip().endswith((" ok", " FAIL"))]
+    assert len(rows) >= 8, result.stdout
+    assert all(line.rstrip().endswith(" ok") for line in rows), result.stdout
+    names = " ".join(rows)
+    for layer in ("Conv2D 1x7", "stride 2 'same'", "BatchNormalization, training", "MaxPooling2D", "Dense",
+                  "Dropout", "Concatenate", "binary_crossentropy"):
+        assert layer in names
+    assert "CAUGHT" in result.stdout
+
+
+def test_gradcheck_tour_broken_batchnorm_fails_and_correct_one_passes():
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        tour = importlib.import_module("gradcheck_tour")
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    import minidl
+    from minidl.layers import BatchNormalization
+    x = np.random.default_rng(5).standard_normal((4, 3, 3, 2)) * 2 + 1
+    assert not minidl.check_gradients(tour.BatchNormalizationMissingTerms(), x).passed(1e-6)
+    assert minidl.check_gradients(BatchNormalization(), x).passed(1e-6)
+
+
+def test_custom_layer_example_runs_and_its_checks_pass():
+    result = run_script(EXAMPLES / "custom_layer.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "FAIL" not in result.stdout
+    assert result.stdout.count("-> ok") >= 4          # three layer checks + the whole model
+    assert "same predictions: True" in result.stdout
+
+
+# ------------------------------------------------------------------ exercises
+def _checker():
+    sys.path.insert(0, str(EXAMPLES / "exercises"))
+    try:
+        return importlib.import_module("check")
+    finally:
+        sys.path.remove(str(EXAMPLES / "exercises"))
+
+
+EXERCISES = ("max_pool_backward", "batchnorm_backward", "adam_update")
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_exercise_checks_pass_on_minidls_reference_solution(exercise, capsys):
+    check = _checker()
+    assert check.run_checks(exercise, check.REFERENCES[exercise], "reference") == 0, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_exercise_stub_is_reported_as_failing_not_crashing(exercise):
+    result = run_script(EXAMPLES / "exercises" / "check.py", exercise)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("  FAIL")]
+    assert len(lines) >= 5 and all("not implemented yet" in line for line in lines)
+
+
+def test_exercise_checks_reject_wrong_solutions():
+    check = _checker()
+    from minidl import kernels
+
+    def batchnorm_without_statistics_terms(grad_output, x, mean, inv_std, gamma):
+        _, grad_gamma, grad_beta = kernels.batchnorm_backward(grad_output, x, mean, inv_std, gamma)
+        return grad_output * (1 if gamma is None else gamma) * inv_std, grad_gamma, grad_beta
+
+    def adam_with_papers_epsilon(value, grad, m, v, t, learning_rate=0.001, beta_1=0.9, beta_2=0.999,
+                                 epsilon=1e-7):
+        m = beta_1 * m + (1 - beta_1) * grad
+        v = beta_2 * v + (1 - beta_2) * grad ** 2
+        m_hat, v_hat = m / (1 - beta_1 ** t), v / (1 - beta_2 ** t)
+        return value - learning_rate * m_hat / (np.sqrt(v_hat) + epsilon), m, v
+
+    def max_pool_last_writer_wins(grad_output, argmax, input_shape):
+        grad = np.zeros(input_shape, grad_output.dtype).reshape(input_shape[0], -1, input_shape[3])
+        for n, i, j, c in np.ndindex(grad_output.shape):
+            grad[n, argmax[n, i, j, c], c] = grad_output[n, i, j, c]       # '=' instead of '+='
+        return grad.reshape(input_shape)
+
+    assert check.run_checks("batchnorm_backward", batchnorm_without_statistics_terms, "wrong") > 0
+    assert check.run_checks("adam_update", adam_with_papers_epsilon, "wrong") > 0
+    assert check.run_checks("max_pool_backward", max_pool_last_writer_wins, "wrong") > 0
+
+
+# ------------------------------------------------------------------ notebook
+def test_concepts_notebook_executes():
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    notebook = nbformat.read(EXAMPLES / "concepts.ipynb", as_version=4)
+    previous = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(ROOT) + (os.pathsep + previous if previous else "")
+    try:
+        nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3",
+                                resources={"metadata": {"path": str(EXAMPLES)}}).execute()
+    finally:
+        if previous is None:
+            os.environ.pop("PYTHONPATH")
+        else:
+            os.environ["PYTHONPATH"] = previous
+    text = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                   for output in cell.get("outputs", []))
+    assert "im2col @ : [-8. -8. -8. -8.]" in text
+    assert re.search(r"max \|layer - numeric\| = \d\.\d+e-(09|1\d)", text), text
+    assert "test accuracy" in text
+
+
+# ------------------------------------------------------------------ README
+def test_readme_starts_with_the_two_setup_commands():
+    lines = README.read_text().splitlines()
+    fence = lines.index("```")
+    assert lines[0].startswith("# ")
+    description = [line for line in lines[1:fence] if line.strip()]
+    assert len(" ".join(description).split(". ")) <= 3
+    assert lines[fence + 1] == ("pip install -e . && python examples/workshop.py "
+                                "--data ../shared/data/Open_I_abd_vs_CXRs --weights none")
+    assert lines[fence + 2] == 'pip install -e ".[test]" && python -m pytest'
+    assert lines[fence + 3] == "```"
+
+
+def _resolve(dotted):
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attribute in parts[cut:]:
+            obj = getattr(obj, attribute)
+        return obj
+    raise ImportError(dotted)
+
+
+def test_readme_keras_table_names_existing_modules_and_files():
+    text = README.read_text()
+    section = text.split("## Keras → minidl")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    assert len(rows) >= 20
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        minidl_name, path = cells[1].strip("`"), cells[2].strip("`")
+        assert minidl_name.startswith("minidl"), row
+        assert _resolve(minidl_name) is not None, row
+        assert (ROOT / path).is_file(), row
+        module = _resolve(minidl_name)
+        source = getattr(module, "__file__", None) or getattr(importlib.import_module(
+            getattr(module, "__module__", "minidl")), "__file__", "")
+        assert Path(source).resolve().is_file()
+    for path in re.findall(r"`(minidl/[\w/]+\.py)`", text):      # the reading order names real files
+        assert (ROOT / path).is_file(), path
+    for path in re.findall(r"\]\(((?:examples|weights|benchmarks)/[^)]+)\)", text):
+        if path != "benchmarks/README.md":                       # written by another issue
+            assert (ROOT / path).is_file(), path
+
+
+PROGRESS = re.compile(r"^(\d+)/\1 \[=+\] - \d+s \d+m?s/step - loss: \d\.\d{4} - accuracy: \d\.\d{4} "
+                      r"- val_loss: \d\.\d{4} - val_accuracy: \d\.\d{4}$")
+FINAL = re.compile(r"^Final validation accuracy: \d\.\d{4} \(loss \d\.\d{4}\) after \d+\.\d s of training$")
+
+
+def _structure(lines):
+    kinds = []
+    for line in lines:
+        if re.fullmatch(r"Epoch \d+/\d+", line):
+            kinds.append("epoch")
+        elif PROGRESS.match(line):
+            kinds.append("progress")
+        elif FINAL.match(line):
+            kinds.append("final")
+    return kinds
+
+
+def test_readme_quickstart_output_has_the_shape_of_a_real_run():
+    block = README.read_text().split("## Quickstart")[1].split("```\nEpoch")[1].split("```")[0]
+    pasted = ("Epoch" + block).strip().splitlines()
+    assert _structure(pasted) == ["epoch", "progress"] * 5 + ["final"], pasted
+    result = run_script(EXAMPLES / "quickstart.py", "--epochs", "1")
+    assert result.returncode == 0, result.stderr
+    real = [line.split("\r")[-1] for line in result.stdout.splitlines()]
+    assert _structure(real) == ["epoch", "progress", "final"], result.stdout
