@@ -16,6 +16,7 @@ Example::
     minidl.config.set_kernel_path("reference")
 """
 import os
+from contextlib import contextmanager
 
 # Numba's OpenMP threads and OpenBLAS's threads take turns on the same cores.
 # With OpenMP's default (spin-wait after each parallel loop) the idle Numba
@@ -48,3 +49,20 @@ def set_kernel_path(path):
     if path not in _VALID_PATHS:
         raise ValueError(f"kernel path must be one of {_VALID_PATHS}, got {path!r}")
     _kernel_path = path
+
+
+@contextmanager
+def using_kernel_path(path):
+    """Run a block on one kernel path, then restore the previous one.
+
+    Example::
+
+        with minidl.config.using_kernel_path("reference"):
+            y = layer(x)          # the readable NumPy kernels
+    """
+    previous = kernel_path()
+    set_kernel_path(path)
+    try:
+        yield
+    finally:
+        set_kernel_path(previous)

@@ -15,10 +15,8 @@ ORACLE_DIR = SHARED / "oracle"
 @pytest.fixture(params=["numba", "reference"])
 def kernel_path(request):
     """Run the test once on the Numba kernels and once on the NumPy reference."""
-    previous = config.kernel_path()
-    config.set_kernel_path(request.param)
-    yield request.param
-    config.set_kernel_path(previous)
+    with config.using_kernel_path(request.param):
+        yield request.param
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,4 @@
 """Tests for the batch-normalization kernels (channels last, spec §5.7), both paths."""
-import contextlib
 
 import numpy as np
 import pytest
@@ -11,14 +10,7 @@ from minidl.kernels import batchnorm_numba, batchnorm_reference
 PATHS = ["reference", "numba"]
 
 
-@contextlib.contextmanager
-def kernel_path(path):
-    previous = config.kernel_path()
-    config.set_kernel_path(path)
-    try:
-        yield
-    finally:
-        config.set_kernel_path(previous)
+kernel_path = config.using_kernel_path
 
 
 def naive_batchnorm(x, gamma, beta, epsilon):

@@ -3,7 +3,6 @@
 Both kernel paths ('reference' and 'numba') are checked against an independent direct
 convolution written here, against each other, for adjointness, and by finite differences.
 """
-import contextlib
 import math
 
 import numpy as np
@@ -18,14 +17,7 @@ KERNEL_SIZES = [(1, 1), (1, 7), (7, 1), (3, 3), (5, 5), (1, 3), (3, 1), (2, 3)]
 TOLERANCE = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 
 
-@contextlib.contextmanager
-def kernel_path(path):
-    previous = config.kernel_path()
-    config.set_kernel_path(path)
-    try:
-        yield
-    finally:
-        config.set_kernel_path(previous)
+kernel_path = config.using_kernel_path
 
 
 def tf_padding(n, k, s, padding):

@@ -1,5 +1,4 @@
 """Tests for max / average pooling kernels (TF semantics, both kernel paths)."""
-import contextlib
 import math
 
 import numpy as np
@@ -12,14 +11,7 @@ from minidl.kernels import pooling_numba, pooling_reference
 PATHS = ["reference", "numba"]
 
 
-@contextlib.contextmanager
-def kernel_path(path):
-    previous = config.kernel_path()
-    config.set_kernel_path(path)
-    try:
-        yield
-    finally:
-        config.set_kernel_path(previous)
+kernel_path = config.using_kernel_path
 
 
 def tf_padding(n, k, s, padding):

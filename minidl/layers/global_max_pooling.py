@@ -18,22 +18,10 @@ Example::
 """
 import numpy as np
 
-from minidl.layers.base import Layer
-from minidl.layers.conv import check_data_format
+from minidl.layers.global_pooling import GlobalPooling2D
 
 
-class GlobalMaxPooling2D(Layer):
-    input_rank = 4
-
-    def __init__(self, data_format=None, keepdims=False, **kwargs):
-        super().__init__(**kwargs)
-        check_data_format(data_format, f"GlobalMaxPooling2D '{self.name}'")
-        self.keepdims = bool(keepdims)
-
-    def compute_output_shape(self, input_shape):
-        if self.keepdims:
-            return (input_shape[0], 1, 1, input_shape[3])
-        return (input_shape[0], input_shape[3])
+class GlobalMaxPooling2D(GlobalPooling2D):
 
     def forward(self, inputs, training=False):
         self._prepare(inputs)
@@ -48,11 +36,6 @@ class GlobalMaxPooling2D(Layer):
         n, _, _, c = is_max.shape
         grad = grad_output.reshape(n, 1, 1, c) / tie_count.astype(grad_output.dtype)
         return np.where(is_max, grad, grad_output.dtype.type(0))
-
-    def get_config(self):
-        config = super().get_config()
-        config["keepdims"] = self.keepdims
-        return config
 
 
 GlobalMaxPool2D = GlobalMaxPooling2D

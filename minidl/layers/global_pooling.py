@@ -22,18 +22,28 @@ from minidl.layers.base import Layer
 from minidl.layers.conv import check_data_format
 
 
-class GlobalAveragePooling2D(Layer):
+class GlobalPooling2D(Layer):
+    """What the global poolings share: (N, H, W, C) -> (N, C), or (N, 1, 1, C) with keepdims."""
+
     input_rank = 4
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
-        check_data_format(data_format, f"GlobalAveragePooling2D '{self.name}'")
+        check_data_format(data_format, f"{type(self).__name__} '{self.name}'")
         self.keepdims = bool(keepdims)
 
     def compute_output_shape(self, input_shape):
         if self.keepdims:
             return (input_shape[0], 1, 1, input_shape[3])
         return (input_shape[0], input_shape[3])
+
+    def get_config(self):
+        config = super().get_config()
+        config["keepdims"] = self.keepdims
+        return config
+
+
+class GlobalAveragePooling2D(GlobalPooling2D):
 
     def forward(self, inputs, training=False):
         self._prepare(inputs)
@@ -44,11 +54,6 @@ class GlobalAveragePooling2D(Layer):
         n, h, w, c = self._require_cache()
         grad = grad_output.reshape(n, 1, 1, c) / grad_output.dtype.type(h * w)
         return np.broadcast_to(grad, (n, h, w, c)).copy()
-
-    def get_config(self):
-        config = super().get_config()
-        config["keepdims"] = self.keepdims
-        return config
 
 
 GlobalAvgPool2D = GlobalAveragePooling2D

@@ -24,6 +24,7 @@ layers onto a model. The in-memory form of a weights file is a list of
     layers[1]            # LayerWeights(name='conv2d_1', weights=[('conv2d_1/kernel:0', array(...))])
     write_keras_h5("copy.h5", layers)
 """
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -127,6 +128,20 @@ def save_attribute_list(group, name, values):
 # ---------------------------------------------------------------------------
 # opening files with errors that name them
 # ---------------------------------------------------------------------------
+@contextmanager
+def translating_read_errors(path):
+    """Turn h5py's low-level errors while reading into a WeightsFileError naming the file."""
+    try:
+        yield
+    except WeightsFileError:
+        raise
+    except (OSError, KeyError, RuntimeError) as error:
+        raise WeightsFileError(
+            f"cannot read the weights in '{path}': the file is truncated or "
+            f"corrupted. h5py said: {error}"
+        ) from error
+
+
 def open_hdf5(path):
     """Open ``path`` read-only, turning h5py's errors into ones that name the file."""
     path = Path(path)
@@ -187,7 +202,7 @@ def read_keras_h5(path):
         (with an empty ``weights`` list).
     """
     with open_hdf5(path) as h5file:
-        try:
+        with translating_read_errors(path):
             group = keras_weights_group(h5file)
             if group is None:
                 raise WeightsFileError(
@@ -195,13 +210,6 @@ def read_keras_h5(path):
                     f"attribute 'layer_names' and no '/model_weights' group"
                 )
             return read_layers_from_group(group, path)
-        except (OSError, KeyError, RuntimeError) as error:
-            if isinstance(error, WeightsFileError):
-                raise
-            raise WeightsFileError(
-                f"cannot read the weights in '{path}': the file is truncated or "
-                f"corrupted. h5py said: {error}"
-            ) from error
 
 
 def read_keras_h5_attributes(path):

@@ -34,7 +34,7 @@ import h5py
 import numpy as np
 
 from minidl.utils.files import atomic_write
-from minidl.weights.keras_h5 import LayerWeights, WeightsFileError, open_hdf5
+from minidl.weights.keras_h5 import LayerWeights, WeightsFileError, open_hdf5, translating_read_errors
 
 FORMAT_NAME = "minidl-weights"
 FORMAT_VERSION = 1
@@ -192,15 +192,8 @@ def read_minidl_h5(path):
                 f"'{path}' is not a minidl weights file (root attribute format is "
                 f"{h5file.attrs.get('format')!r}, expected '{FORMAT_NAME}')"
             )
-        try:
+        with translating_read_errors(path):
             return read_minidl_group(h5file, path)
-        except (KeyError, RuntimeError, OSError) as error:
-            if isinstance(error, WeightsFileError):
-                raise
-            raise WeightsFileError(
-                f"cannot read the weights in '{path}': the file is truncated or "
-                f"corrupted. h5py said: {error}"
-            ) from error
 
 
 def read_minidl_h5_attributes(path):
