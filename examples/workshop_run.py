@@ -45,7 +45,7 @@ INTERRUPTED_CHECKPOINT = "checkpoint_interrupted.h5"
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 # Arguments that define a run; --resume takes them from state.json.
 RUN_ARGUMENTS = ("data", "weights", "epochs", "batch_size", "image_size", "steps", "validation_steps",
-                 "freeze_base", "augment_validation", "seed", "quick", "gradcam_layer")
+                 "freeze_base", "augment_validation", "seed", "quick", "gradcam_layer", "bn_recalibration")
 
 
 # ------------------------------------------------------------------------------ files
@@ -109,7 +109,7 @@ def restore_args(args, state):
     """The run's own arguments; an explicit --epochs may extend it."""
     epochs = args.epochs if args.epochs != (2 if args.quick else 20) else None
     for name in RUN_ARGUMENTS:
-        setattr(args, name, state["args"][name])
+        setattr(args, name, state["args"].get(name, getattr(args, name, None)))
     if epochs is not None:
         args.epochs = epochs
     return args
@@ -257,6 +257,11 @@ def write_report(folder, args, state, history, predictions, evaluation, names, t
         f"{', base frozen' if args.freeze_base else ''}"
         f"{', augmented validation (original quirk)' if args.augment_validation else ''}"
         f"{', QUICK smoke-test mode' if args.quick else ''}",
+        f"- batch-norm statistics: "
+        + ("re-estimated from the (unaugmented) training images before every validation "
+           "(`--bn-recalibration`, a minidl addition: from random weights Keras's momentum-0.99 "
+           "moving averages still carry their initial values and inference collapses to one class)"
+           if args.bn_recalibration == "on" else "Keras's moving averages (momentum 0.99), unchanged"),
         f"- parameters: {model.count_params():,}",
         f"- wall time: training {training_seconds:.1f} s in this process, total {total_seconds:.1f} s",
         f"- best checkpoint (lowest val_loss {state['best_val_loss']}): epoch {state['best_epoch']} "

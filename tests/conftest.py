@@ -21,7 +21,10 @@ def kernel_path(request):
 
 @pytest.fixture(autouse=True)
 def fresh_names():
+    """Fresh layer names and reproducible weights for every test."""
     minidl.clear_session()
+    minidl.initializers.seed(0)
+    np.random.seed(0)
     yield
 
 

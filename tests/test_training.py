@@ -322,7 +322,8 @@ def test_callbacks_early_stopping_csv_logger_scheduler(rng, tmp_path):
             events.append(("begin", epoch, model.optimizer.learning_rate))
 
     stopper = EarlyStopping(monitor="loss", patience=2)
-    history = model.fit(x, y, epochs=10, batch_size=5, verbose=0, callbacks=[
+    # shuffle=False: the same batches every epoch, so the loss repeats to the last bit
+    history = model.fit(x, y, epochs=10, batch_size=5, verbose=0, shuffle=False, callbacks=[
         LearningRateScheduler(lambda epoch: 0.0 * epoch), Recorder(), stopper,
         CSVLogger(tmp_path / "log.csv")])
     assert len(history.epoch) == 3            # loss never improves with lr 0: best at 0, stop after 2 more
@@ -338,3 +339,20 @@ def test_terminate_on_nan(rng):
     model.compile("adam", "binary_crossentropy")
     history = model.fit(x, y, epochs=5, batch_size=10, verbose=0, shuffle=False, callbacks=[TerminateOnNaN()])
     assert len(history.epoch) == 1
+
+
+def test_validation_is_wrapped_in_test_hooks(rng):
+    x, y = toy_data(rng, 10)
+    model = small_model()
+    model.compile("adam", "binary_crossentropy", ["accuracy"])
+    events = []
+
+    class Recorder(Callback):
+        def on_train_batch_end(self, batch, logs=None): events.append("train")
+        def on_test_begin(self, logs=None): events.append("test_begin")
+        def on_test_batch_end(self, batch, logs=None): events.append("test")
+        def on_test_end(self, logs=None): events.append("test_end")
+        def on_epoch_end(self, epoch, logs=None): events.append("epoch_end")
+
+    model.fit(x, y, batch_size=5, epochs=1, validation_data=(x, y), verbose=0, callbacks=[Recorder()])
+    assert events == ["train", "train", "test_begin", "test", "test", "test_end", "epoch_end"]

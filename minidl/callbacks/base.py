@@ -6,6 +6,7 @@ values such as ``loss`` or ``val_accuracy``)::
     on_train_begin / on_train_end
     on_epoch_begin(epoch) / on_epoch_end(epoch, logs)
     on_train_batch_begin(batch) / on_train_batch_end(batch, logs)   (also on_batch_*)
+    on_test_begin / on_test_end                 (around validation inside fit)
     on_test_batch_begin(batch) / on_test_batch_end(batch, logs)
 
 ``self.model`` is the model being trained and ``self.params`` holds
@@ -44,6 +45,8 @@ class Callback:
     def on_train_batch_end(self, batch, logs=None):
         self.on_batch_end(batch, logs)
 
+    def on_test_begin(self, logs=None): pass
+    def on_test_end(self, logs=None): pass
     def on_test_batch_begin(self, batch, logs=None): pass
     def on_test_batch_end(self, batch, logs=None): pass
 
@@ -69,5 +72,7 @@ class CallbackList:
     def on_epoch_end(self, epoch, logs=None): self._call("on_epoch_end", epoch, logs or {})
     def on_train_batch_begin(self, batch, logs=None): self._call("on_train_batch_begin", batch, logs or {})
     def on_train_batch_end(self, batch, logs=None): self._call("on_train_batch_end", batch, logs or {})
+    def on_test_begin(self, logs=None): self._call("on_test_begin", logs or {})
+    def on_test_end(self, logs=None): self._call("on_test_end", logs or {})
     def on_test_batch_begin(self, batch, logs=None): self._call("on_test_batch_begin", batch, logs or {})
     def on_test_batch_end(self, batch, logs=None): self._call("on_test_batch_end", batch, logs or {})

@@ -19,8 +19,15 @@ import sys
 import time
 
 
+def _in_notebook():
+    """True inside a Jupyter kernel (not merely when ipykernel was imported)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
 def _is_dynamic(stream):
-    return (hasattr(stream, "isatty") and stream.isatty()) or "ipykernel" in sys.modules
+    return (hasattr(stream, "isatty") and stream.isatty()) or _in_notebook()
 
 
 def format_value(value):

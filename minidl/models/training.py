@@ -98,7 +98,8 @@ class TrainingMixin:
         if from_logits:
             self._logit_layer.backward_from_logits = True
         try:
-            self.backward(grad)
+            # training_step: free each layer's cache as soon as it is used; no input gradient.
+            self.backward(grad, training_step=True)
         finally:
             if from_logits:
                 self._logit_layer.backward_from_logits = False
@@ -269,6 +270,8 @@ class TrainingMixin:
 
     # ------------------------------------------------------------------ evaluate / predict
     def _evaluate_stream(self, stream, steps, callback_list=None):
+        if callback_list is not None:
+            callback_list.on_test_begin()
         self.reset_metrics()
         loss_sum, seen = 0.0, 0
         for step in range(steps):
@@ -285,6 +288,8 @@ class TrainingMixin:
                 callback_list.on_test_batch_end(step, {"loss": loss})
         values = {"loss": loss_sum / max(seen, 1)}
         values.update({m.name: m.result() for m in self.compiled_metrics})
+        if callback_list is not None:
+            callback_list.on_test_end(dict(values))
         return values
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose=1, steps=None, callbacks=None,
