@@ -49,7 +49,8 @@ def _im2col_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left, out_h, 
 @njit(cache=True, parallel=True)
 def _col2im_kernel(cols, batch, height, width, channels, kernel_h, kernel_w,
                    stride_h, stride_w, top, left, out_h, out_w):
-    grad_input = np.zeros((batch, height, width, channels), dtype=cols.dtype)
+    span = kernel_w * channels
+    grad_rows = np.zeros((batch, height, width * channels), dtype=cols.dtype)
     for input_row in prange(batch * height):
         n = input_row // height
         h = input_row % height
@@ -61,19 +62,24 @@ def _col2im_kernel(cols, batch, height, width, channels, kernel_h, kernel_w,
             oh = offset_h // stride_h
             if oh >= out_h:
                 continue
-            for w in range(width):
-                for kw in range(kernel_w):
-                    offset_w = w + left - kw
-                    if offset_w < 0 or offset_w % stride_w != 0:
-                        continue
-                    ow = offset_w // stride_w
-                    if ow >= out_w:
-                        continue
-                    row = (n * out_h + oh) * out_w + ow
-                    start = (kh * kernel_w + kw) * channels
-                    for c in range(channels):
-                        grad_input[n, h, w, c] += cols[row, start + c]
-    return grad_input
+            # Add each window's kernel row kh (KW*C consecutive columns) back onto the
+            # KW*C consecutive values of input row h it was copied from. Only this
+            # iteration writes row (n, h): no two threads touch the same element.
+            for ow in range(out_w):
+                row = (n * out_h + oh) * out_w + ow
+                start = kh * span
+                w_first = ow * stride_w - left
+                if w_first >= 0 and w_first + kernel_w <= width:
+                    offset = w_first * channels
+                    for j in range(span):
+                        grad_rows[n, h, offset + j] += cols[row, start + j]
+                else:
+                    for kw in range(kernel_w):
+                        w = w_first + kw
+                        if 0 <= w < width:
+                            for c in range(channels):
+                                grad_rows[n, h, w * channels + c] += cols[row, start + kw * channels + c]
+    return grad_rows.reshape(batch, height, width, channels)
 
 
 def im2col(x, kernel_size, strides, pads):

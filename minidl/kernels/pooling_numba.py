@@ -31,19 +31,24 @@ def _max_pool_forward_kernel(x, pool_h, pool_w, stride_h, stride_w, top, left, o
         # Clip the window to the input: padded cells never compete.
         h_start = max(oh * stride_h - top, 0)
         h_stop = min(oh * stride_h - top + pool_h, height)
+        best = np.empty(channels, dtype=x.dtype)
+        best_index = np.empty(channels, dtype=np.int64)
         for ow in range(out_w):
             w_start = max(ow * stride_w - left, 0)
             w_stop = min(ow * stride_w - left + pool_w, width)
+            # Channels innermost: contiguous reads of x (NHWC), all channels at once.
             for c in range(channels):
-                best = x[n, h_start, w_start, c]
-                best_index = h_start * width + w_start
-                for h in range(h_start, h_stop):       # row-major scan, strict '>':
-                    for w in range(w_start, w_stop):   # ties keep the first maximum
-                        if x[n, h, w, c] > best:
-                            best = x[n, h, w, c]
-                            best_index = h * width + w
-                y[n, oh, ow, c] = best
-                argmax[n, oh, ow, c] = best_index
+                best[c] = x[n, h_start, w_start, c]
+                best_index[c] = h_start * width + w_start
+            for h in range(h_start, h_stop):       # row-major scan, strict '>':
+                for w in range(w_start, w_stop):   # ties keep the first maximum
+                    for c in range(channels):
+                        if x[n, h, w, c] > best[c]:
+                            best[c] = x[n, h, w, c]
+                            best_index[c] = h * width + w
+            for c in range(channels):
+                y[n, oh, ow, c] = best[c]
+                argmax[n, oh, ow, c] = best_index[c]
     return y, argmax
 
 

@@ -78,6 +78,9 @@ class Conv2D(ActivationMixin, Layer):
         self.use_bias = bool(use_bias)
         self._kernel_initializer_name = kernel_initializer
         self._bias_initializer_name = bias_initializer
+        # False skips dL/dx (backward returns None): a model sets it for a layer that
+        # reads the model's input, whose gradient nobody needs during training.
+        self.need_input_grad = True
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -116,7 +119,8 @@ class Conv2D(ActivationMixin, Layer):
         inputs, output, pads = self._require_cache()
         grad_z = self._activation_backward(grad_output, output)
         kernel = self._cast_param(self.kernel, inputs)
-        grad_input, grad_kernel = kernels.conv2d_backward(grad_z, inputs, kernel, self.strides, pads)
+        grad_input, grad_kernel = kernels.conv2d_backward(grad_z, inputs, kernel, self.strides, pads,
+                                                          need_input_grad=self.need_input_grad)
         self._store_grad(self.kernel, grad_kernel)
         if self.use_bias:
             self._store_grad(self.bias, grad_z.sum(axis=(0, 1, 2)))

@@ -58,6 +58,7 @@ class Model(TrainingMixin, Layer):
         self._nodes, self._layers, _ = map_graph(self.inputs, self.outputs)
         check_connected(self.inputs, self._nodes)
         self._input_ids = [id(t) for t in self.inputs]
+        self._input_ids_set = set(self._input_ids)
         self._uses = {}
         for node in self._nodes:
             self._uses[node.layer] = self._uses.get(node.layer, 0) + 1
@@ -196,13 +197,23 @@ class Model(TrainingMixin, Layer):
                 f"Model '{self.name}' expects input '{tensor.name}' of shape {_describe_shape(expected)}, "
                 f"got an array of shape {tuple(shape)}")
 
-    def backward(self, grad_output):
-        """Walk the nodes in reverse; return dL/dinput(s)."""
+    def backward(self, grad_output, training_step=False):
+        """Walk the nodes in reverse; return dL/dinput(s).
+
+        ``training_step=True`` (what ``train_on_batch`` passes) trades re-use for memory
+        and time: each layer's cache is dropped as soon as its backward has run (the
+        activations it held are freed during the walk, not after it), and a layer fed
+        only by the model's inputs is asked not to compute its input gradient (the first
+        convolution's col2im), so the model's input gradients come back as None.
+        """
         node_caches = self._require_cache()
         grads = {}
         for tensor, grad in zip(self.outputs, _as_list(grad_output) if not self._single_output else [grad_output]):
             grads[id(tensor)] = grad
         accumulated = {}
+        # Sums this walk allocated itself: nobody else holds them, so later branches of a
+        # fan-out (4 per Inception block) add into them in place instead of allocating.
+        own_sums = set()
         for node in reversed(self._nodes):
             if node not in node_caches:
                 continue                                   # a model input: nothing to do
@@ -212,15 +223,33 @@ class Model(TrainingMixin, Layer):
             layer = node.layer
             layer._cache = node_caches[node]
             shared = self._uses[layer] > 1
-            input_grads = layer.backward(grad)
+            skip_input_grad = training_step and hasattr(layer, "need_input_grad") and all(
+                id(t) in self._input_ids_set for t in node.input_tensors)
+            if skip_input_grad:
+                layer.need_input_grad = False
+            try:
+                input_grads = layer.backward(grad)
+            finally:
+                if skip_input_grad:
+                    layer.need_input_grad = True
+            del grad
+            if training_step:
+                layer._cache = None                        # free this layer's activations now
+                del node_caches[node]
             if shared:
                 _accumulate_parameter_grads(layer, accumulated)
             input_grads = input_grads if isinstance(input_grads, list) else [input_grads]
             for tensor, input_grad in zip(node.input_tensors, input_grads):
-                if id(tensor) in grads:
-                    grads[id(tensor)] = grads[id(tensor)] + input_grad   # fan-out: add
+                if input_grad is None:
+                    continue
+                key = id(tensor)
+                if key not in grads:
+                    grads[key] = input_grad
+                elif key in own_sums and grads[key].dtype == np.result_type(grads[key], input_grad):
+                    grads[key] += input_grad                      # fan-out: add, in place
                 else:
-                    grads[id(tensor)] = input_grad
+                    grads[key] = grads[key] + input_grad          # fan-out: add (a new array)
+                    own_sums.add(key)
         result = [grads.get(id(t)) for t in self.inputs]
         return result[0] if self._single_input else result
 

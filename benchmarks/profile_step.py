@@ -1,0 +1,154 @@
+"""Where does a training step's time go?  Time per layer type within one workshop step.
+
+The workshop's step (InceptionV3 without top at 299x299 + GAP -> Dense(256, relu) ->
+Dropout -> Dense(1, sigmoid), batch 5, float32, Adam, ``train_on_batch``) is run with
+timers wrapped around every layer's ``forward`` and ``backward``, the convolution's
+helper kernels (im2col, col2im, ...) and the optimizer. Times are *exclusive*: a
+Conv2D forward's own line is what remains after its im2col was counted on its own line,
+i.e. the matrix product (GEMM) plus small bookkeeping.
+
+Usage (``--clock cpu`` measures CPU time instead of wall time: use it, with one thread, to
+compare two versions of a kernel while other jobs load the machine)::
+
+    PYTHONPATH=. python benchmarks/profile_step.py             # 3 profiled steps, median
+    PYTHONPATH=. python benchmarks/profile_step.py --steps 5
+    MINIDL_KERNELS=reference PYTHONPATH=. python benchmarks/profile_step.py   # readable path
+    NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/profile_step.py --clock cpu
+
+Output: one row per (layer type, phase, kernel) sorted by time, the share of the step,
+and an ``other`` row for what no timer covered (the graph walk, the loss, Python).
+"""
+import argparse
+import collections
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_step import build_workshop_model, workshop_batch  # noqa: E402
+
+import minidl  # noqa: E402
+from minidl import kernels, layers, optimizers  # noqa: E402
+from minidl.models import Model  # noqa: E402
+
+
+class ExclusiveTimer:
+    """Nested timers: each label gets its own time minus the time of the timers inside it."""
+
+    def __init__(self, clock=time.perf_counter):
+        self.clock = clock
+        self.totals = collections.defaultdict(float)
+        self.calls = collections.defaultdict(int)
+        self._stack = []   # [label, start, time spent in children]
+
+    def wrap(self, function, label_of):
+        timer = self
+
+        def timed(*args, **kwargs):
+            label = label_of(timer._stack[-1][0] if timer._stack else None)
+            timer._stack.append([label, timer.clock(), 0.0])
+            try:
+                return function(*args, **kwargs)
+            finally:
+                label, start, children = timer._stack.pop()
+                elapsed = timer.clock() - start
+                timer.totals[label] += elapsed - children
+                timer.calls[label] += 1
+                if timer._stack:
+                    timer._stack[-1][2] += elapsed
+
+        timed.__wrapped__ = function
+        return timed
+
+    def reset(self):
+        self.totals.clear()
+        self.calls.clear()
+
+
+def _leaf_layer_classes():
+    """Every layer class exported by minidl.layers except models (they only dispatch)."""
+    classes = set()
+    for value in vars(layers).values():
+        if isinstance(value, type) and issubclass(value, layers.Layer) and not issubclass(value, Model):
+            classes.add(value)
+    return classes
+
+
+# Kernel helpers inside the layers; each is timed on its own line (parent layer/phase + name).
+KERNEL_HELPERS = ("im2col", "col2im", "conv2d_forward", "conv2d_backward")
+
+
+def instrument(timer):
+    for cls in _leaf_layer_classes():
+        for phase in ("forward", "backward"):
+            if phase in cls.__dict__:
+                label = f"{cls.__name__} {phase}"
+                setattr(cls, phase, timer.wrap(cls.__dict__[phase], lambda parent, label=label: label))
+    for name in KERNEL_HELPERS:
+        if not hasattr(kernels, name):
+            continue
+        if name.startswith("conv2d"):
+            # Whatever conv2d_forward/backward do besides im2col/col2im: the GEMMs.
+            def label_of(parent, name=name):
+                return f"{parent or '?'}: GEMM (+ reshapes)"
+        else:
+            def label_of(parent, name=name):
+                return f"{(parent or '?').split(':')[0]}: {name}"
+        wrapped = timer.wrap(getattr(kernels, name), label_of)
+        setattr(kernels, name, wrapped)
+    optimizers.Optimizer.apply_gradients = timer.wrap(optimizers.Optimizer.apply_gradients,
+                                                      lambda parent: "optimizer (Adam) update")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3, help="profiled steps (median per row)")
+    parser.add_argument("--batch", type=int, default=5)
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu = process CPU time of all threads: steadier when other jobs "
+                             "load the machine (best with NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1)")
+    args = parser.parse_args()
+
+    model = build_workshop_model()
+    x, y = workshop_batch(args.batch)
+    model.train_on_batch(x, y)          # warm-up: JIT load, first allocations, Adam slots
+
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    timer = ExclusiveTimer(clock)
+    instrument(timer)
+    per_step, step_times = [], []
+    for _ in range(args.steps):
+        timer.reset()
+        start = clock()
+        model.train_on_batch(x, y)
+        step_times.append(clock() - start)
+        per_step.append(dict(timer.totals))
+        calls = dict(timer.calls)
+    step = statistics.median(step_times)
+    labels = set().union(*per_step)
+    rows = [(label, statistics.median(s.get(label, 0.0) for s in per_step), calls.get(label, 0))
+            for label in labels]
+    covered = sum(t for _, t, _ in rows)
+    rows.append(("other (graph walk, loss, Python)", max(step - covered, 0.0), 0))
+    rows.sort(key=lambda row: row[1], reverse=True)
+
+    print(f"minidl {getattr(minidl, '__version__', '?')}, kernel path "
+          f"{minidl.config.kernel_path()}, batch {args.batch}, {args.steps} profiled steps, "
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(f"training step (median, with timers, {args.clock} clock): {step * 1e3:.0f} ms")
+    print(f"{'where (exclusive time)':52s} {'calls':>6s} {'ms':>8s} {'share':>6s}")
+    print("-" * 75)
+    for label, seconds, count in rows:
+        print(f"{label:52s} {count:6d} {seconds * 1e3:8.1f} {seconds / step:6.1%}")
+    conv = sum(t for label, t, _ in rows if label.startswith("Conv2D"))
+    print("-" * 75)
+    print(f"Conv2D in total: {conv * 1e3:.0f} ms ({conv / step:.0%}); "
+          f"everything else: {(step - conv) * 1e3:.0f} ms ({1 - conv / step:.0%})")
+
+
+if __name__ == "__main__":
+    np.random.seed(0)
+    main()

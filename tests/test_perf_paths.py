@@ -1,0 +1,197 @@
+"""The fast paths added for speed (issue 6) compute what the readable paths compute.
+
+* col2im's span-wise Numba kernel == the NumPy reference (random shapes, strides, pads);
+* max pooling's channels-innermost Numba kernel == the reference, ties included;
+* batch norm's one-read statistics == the reference's two passes, even when the mean is
+  far larger than the spread (where a naive one-pass variance would cancel);
+* Adam's fused Numba update == the NumPy lines (reference path), over several steps;
+* ``Model.backward(training_step=True)`` (caches freed on the way, sums of a fan-out made
+  in place, no gradient for the model input) gives the same parameter gradients as the
+  plain walk, and those gradients match central differences in float64.
+"""
+import contextlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from minidl import config, kernels
+from minidl.gradcheck import relative_error
+from minidl.kernels import conv_numba, conv_reference, pooling_numba, pooling_reference
+from minidl.kernels import batchnorm_numba, batchnorm_reference
+from minidl.layers import (Activation, BatchNormalization, Concatenate, Conv2D, Dense, Input,
+                           GlobalAveragePooling2D)
+from minidl.models import Model
+from minidl.optimizers import Adam
+
+
+@contextlib.contextmanager
+def kernel_path(path):
+    previous = config.kernel_path()
+    config.set_kernel_path(path)
+    try:
+        yield
+    finally:
+        config.set_kernel_path(previous)
+
+
+@settings(max_examples=40, deadline=None)
+@given(batch=st.integers(1, 3), height=st.integers(1, 9), width=st.integers(1, 9),
+       channels=st.integers(1, 5), kernel_h=st.integers(1, 4), kernel_w=st.integers(1, 4),
+       stride_h=st.integers(1, 3), stride_w=st.integers(1, 3),
+       padding=st.sampled_from(["valid", "same"]), seed=st.integers(0, 2**16))
+def test_col2im_numba_equals_reference(batch, height, width, channels, kernel_h, kernel_w,
+                                       stride_h, stride_w, padding, seed):
+    shape = (batch, height, width, channels)
+    try:
+        out_h, out_w, pads = kernels.conv_geometry(shape, (kernel_h, kernel_w), (stride_h, stride_w),
+                                                   padding)
+    except ValueError:
+        return  # kernel larger than a 'valid' input: no output, nothing to compare
+    rng = np.random.default_rng(seed)
+    cols = rng.standard_normal((batch * out_h * out_w, kernel_h * kernel_w * channels))
+    args = (shape, (kernel_h, kernel_w), (stride_h, stride_w), pads)
+    np.testing.assert_allclose(conv_numba.col2im(cols, *args), conv_reference.col2im(cols, *args),
+                               rtol=1e-12, atol=1e-12)
+    cols32 = cols.astype(np.float32)
+    fast = conv_numba.col2im(cols32, *args)
+    assert fast.dtype == np.float32
+    np.testing.assert_allclose(fast, conv_reference.col2im(cols32, *args), rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=30, deadline=None)
+@given(height=st.integers(1, 9), width=st.integers(1, 9), channels=st.integers(1, 6),
+       pool=st.integers(1, 3), stride=st.integers(1, 3), padding=st.sampled_from(["valid", "same"]),
+       seed=st.integers(0, 2**16), ties=st.booleans())
+def test_max_pool_forward_numba_equals_reference(height, width, channels, pool, stride, padding,
+                                                 seed, ties):
+    shape = (2, height, width, channels)
+    try:
+        _, _, pads = kernels.conv_geometry(shape, (pool, pool), (stride, stride), padding)
+    except ValueError:
+        return
+    rng = np.random.default_rng(seed)
+    # Few distinct values make ties common: the first maximum (row-major) must win.
+    x = rng.integers(0, 3, shape).astype(np.float32) if ties else rng.standard_normal(shape)
+    y_fast, argmax_fast = pooling_numba.max_pool_forward(x, (pool, pool), (stride, stride), pads)
+    y_ref, argmax_ref = pooling_reference.max_pool_forward(x, (pool, pool), (stride, stride), pads)
+    np.testing.assert_array_equal(y_fast, y_ref)
+    np.testing.assert_array_equal(argmax_fast, argmax_ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+def test_batchnorm_one_read_statistics_equal_two_passes(dtype, offset):
+    rng = np.random.default_rng(1)
+    # offset 1e3 with spread ~1: E[x^2] - E[x]^2 computed naively would lose ~6 digits.
+    x = (offset + rng.standard_normal((3, 7, 5, 6)) * rng.uniform(0.5, 2, 6)).astype(dtype)
+    beta = rng.standard_normal(6).astype(dtype)
+    gamma = rng.uniform(0.5, 1.5, 6).astype(dtype)
+    fast = batchnorm_numba.batchnorm_train_forward(x, gamma, beta, 1e-3)
+    ref = batchnorm_reference.batchnorm_train_forward(x, gamma, beta, 1e-3)
+    tolerance = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-4)
+    for a, b in zip(fast, ref):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, **tolerance)
+    # The variance itself, against an exact float64 computation on centred data.
+    x64 = x.astype(np.float64).reshape(-1, 6)
+    exact_variance = ((x64 - x64.mean(axis=0)) ** 2).mean(axis=0)
+    np.testing.assert_allclose(fast[2].astype(np.float64), exact_variance,
+                               rtol=1e-9 if dtype == np.float64 else 1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_adam_equals_numpy_lines(dtype):
+    rng = np.random.default_rng(2)
+    from minidl.parameter import Parameter
+    start = [rng.standard_normal((4, 3, 2)).astype(dtype), rng.standard_normal(5).astype(dtype)]
+    grads = [[rng.standard_normal(p.shape).astype(dtype) for p in start] for _ in range(4)]
+    results = {}
+    for path in ("numba", "reference"):
+        parameters = [Parameter(f"p{i}", value.copy()) for i, value in enumerate(start)]
+        optimizer = Adam(lr=1e-2, epsilon=1e-7, decay=0.01)
+        with kernel_path(path):
+            for step_grads in grads:
+                for parameter, grad in zip(parameters, step_grads):
+                    parameter.grad = grad
+                optimizer.apply_gradients(parameters)
+        results[path] = ([p.value for p in parameters],
+                         [optimizer._slots[id(p)][k] for p in parameters for k in ("m", "v")])
+    tolerance = dict(rtol=1e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-15)
+    for fast, ref in zip(results["numba"][0] + results["numba"][1],
+                         results["reference"][0] + results["reference"][1]):
+        assert fast.dtype == dtype
+        np.testing.assert_allclose(fast, ref, **tolerance)
+    # and the parameters moved: the check is not comparing two untouched copies
+    assert not np.allclose(results["numba"][0][0], start[0])
+
+
+def _fan_out_model(seed):
+    """Input -> conv -> BN -> relu, which feeds two branches that are concatenated."""
+    rng = np.random.default_rng(seed)
+    inputs = Input(shape=(6, 6, 2))
+    x = Conv2D(3, (3, 3), padding="same", use_bias=False)(inputs)
+    x = BatchNormalization(scale=False)(x)
+    x = Activation("relu")(x)
+    a = Conv2D(2, (1, 1))(x)
+    b = Conv2D(2, (1, 3), padding="same")(x)
+    c = Conv2D(1, (3, 1), padding="same")(x)
+    merged = Concatenate()([a, b, c])
+    outputs = Dense(1)(GlobalAveragePooling2D()(merged))
+    model = Model(inputs, outputs)
+    for parameter in model.trainable_weights:
+        parameter.value = rng.standard_normal(parameter.shape)   # float64 everywhere
+    return model
+
+
+def _parameter_grads(model, x, upstream, training_step):
+    for parameter in model.trainable_weights:
+        parameter.grad = None
+    model.forward(x, training=True)
+    input_grad = model.backward(upstream, training_step=training_step)
+    return [parameter.grad.copy() for parameter in model.trainable_weights], input_grad
+
+
+@pytest.mark.parametrize("path", ["numba", "reference"])
+def test_training_step_backward_equals_plain_walk_and_finite_differences(path):
+    rng = np.random.default_rng(3)
+    model = _fan_out_model(4)
+    x = rng.standard_normal((2, 6, 6, 2))
+    upstream = rng.standard_normal((2, 1))
+    with kernel_path(path):
+        plain, plain_input_grad = _parameter_grads(model, x, upstream, training_step=False)
+        fast, fast_input_grad = _parameter_grads(model, x, upstream, training_step=True)
+        assert plain_input_grad is not None and plain_input_grad.shape == x.shape
+        assert fast_input_grad is None                  # the model input's gradient is skipped
+        assert model._cache == {}                       # every layer's cache was released
+        assert all(layer._cache is None for layer in model.layers[1:])
+        assert all(getattr(layer, "need_input_grad", True) for layer in model.layers)
+        for a, b in zip(plain, fast):
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+
+        # Central differences of f = sum(upstream * model(x)) for a few parameter entries.
+        step = 1e-6
+        for parameter, analytic in zip(model.trainable_weights, fast):
+            flat = parameter.value.reshape(-1)
+            numeric = np.zeros(min(flat.size, 4))
+            for k in range(numeric.size):
+                index = rng.integers(flat.size)
+                original = flat[index]
+                values = []
+                for sign in (1, -1):
+                    flat[index] = original + sign * step
+                    values.append(float(np.sum(upstream * model.forward(x, training=True))))
+                flat[index] = original
+                numeric[k] = (values[0] - values[1]) / (2 * step)
+                assert relative_error(analytic.reshape(-1)[index], numeric[k]) < 1e-6, parameter.name
+
+
+def test_training_step_backward_keeps_the_first_layer_input_gradient_when_needed():
+    """The plain walk (gradcheck, Grad-CAM) still returns dL/dinput after a training step."""
+    rng = np.random.default_rng(5)
+    model = _fan_out_model(6)
+    x = rng.standard_normal((2, 6, 6, 2))
+    upstream = rng.standard_normal((2, 1))
+    _parameter_grads(model, x, upstream, training_step=True)
+    _, input_grad = _parameter_grads(model, x, upstream, training_step=False)
+    assert input_grad is not None and np.abs(input_grad).sum() > 0
