@@ -1,5 +1,7 @@
 """Optimizers: turn gradients into parameter updates.
 
+RMSprop (Keras's default): a = rho a + (1 - rho) g^2, p -= lr g / (sqrt(a) + epsilon).
+
 SGD (with optional momentum, Keras's form)::
 
     velocity = momentum * velocity - lr * g
@@ -224,7 +226,37 @@ def _adam_update_kernel(value, grad, m, v, beta_1, beta_2, one_minus_beta_1, one
         value[i] -= alpha * (m[i] / (np.sqrt(v[i]) + epsilon))
 
 
-_BY_NAME = {"sgd": SGD, "adam": Adam}
+class RMSprop(Optimizer):
+    """Keras's RMSprop (the default of ``compile()``)::
+
+        a  = rho * a + (1 - rho) * g^2
+        p -= lr * g / (sqrt(a) + epsilon)
+    """
+
+    name = "RMSprop"
+
+    def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.rho = float(rho)
+        self.epsilon = 1e-7 if epsilon is None else float(epsilon)
+
+    def new_slots(self, parameter):
+        return {"accumulator": np.zeros_like(parameter.value)}
+
+    def update(self, parameter, grad, slots, learning_rate):
+        dtype = parameter.dtype.type
+        accumulator = slots["accumulator"]
+        accumulator *= dtype(self.rho)
+        accumulator += dtype(1 - self.rho) * np.square(grad)
+        parameter.value -= dtype(learning_rate) * grad / (np.sqrt(accumulator) + dtype(self.epsilon))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(rho=self.rho, epsilon=self.epsilon)
+        return config
+
+
+_BY_NAME = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
 
 
 def get(identifier):

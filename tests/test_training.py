@@ -123,6 +123,22 @@ def test_sgd_momentum_matches_hand_computation():
     np.testing.assert_allclose(parameter.value, [1 - 0.1 - 0.19, 2 + 0.1 + 0.19])
 
 
+def test_rmsprop_is_the_compile_default_and_matches_hand_computation(rng):
+    parameter = Parameter("p", np.array([1.0, -2.0]))
+    rmsprop = optimizers.RMSprop(learning_rate=0.01, rho=0.9, epsilon=1e-7)
+    gradients = [np.array([0.5, -1.0]), np.array([0.2, 0.3])]
+    expected, accumulator = parameter.value.copy(), np.zeros(2)
+    for g in gradients:
+        parameter.grad = g
+        rmsprop.apply_gradients([parameter])
+        accumulator = 0.9 * accumulator + 0.1 * g ** 2
+        expected -= 0.01 * g / (np.sqrt(accumulator) + 1e-7)
+    np.testing.assert_allclose(parameter.value, expected, rtol=1e-12)
+    model = small_model()
+    model.compile(loss="binary_crossentropy")
+    assert isinstance(model.optimizer, optimizers.RMSprop)
+
+
 # ----------------------------------------------------------------- metrics
 def test_binary_accuracy_counts_half_as_class_zero():
     metric = metrics.get("accuracy", 1, "binary_crossentropy")
