@@ -158,6 +158,34 @@ def check_gradients(target, inputs, training=True, step=1e-6, max_entries=60, di
             parameter.value = value
 
 
+def numerical_gradient(objective, array, indices=None, step=1e-6):
+    """Central differences of a scalar ``objective()`` with respect to entries of ``array``.
+
+    ``array`` is perturbed in place (and restored): ``objective`` must read it.
+    ``indices`` are flat positions (default: every entry); the result has one
+    value per index, or ``array``'s shape when all entries are taken::
+
+        d objective / d array[i] ~ (objective(array + h e_i) - objective(array - h e_i)) / (2 h)
+
+    Example::
+
+        grad = numerical_gradient(lambda: np.vdot(layer.forward(x), upstream), x)
+    """
+    flat = array.reshape(-1)
+    every_entry = indices is None
+    indices = np.arange(flat.size) if every_entry else indices
+    numeric = np.empty(len(indices))
+    for k, i in enumerate(indices):
+        saved = flat[i]
+        flat[i] = saved + step
+        plus = objective()
+        flat[i] = saved - step
+        minus = objective()
+        flat[i] = saved
+        numeric[k] = (plus - minus) / (2 * step)
+    return numeric.reshape(array.shape) if every_entry else numeric
+
+
 def _check_array(f, array, analytic, inputs, rng, step, max_entries, directions):
     """Perturb ``array`` in place (an input or a parameter value) and compare."""
     flat = array.reshape(-1)
@@ -166,15 +194,7 @@ def _check_array(f, array, analytic, inputs, rng, step, max_entries, directions)
         indices = np.arange(flat.size)
     else:
         indices = rng.choice(flat.size, size=max_entries, replace=False)
-    numeric = np.empty(len(indices))
-    for k, i in enumerate(indices):
-        saved = flat[i]
-        flat[i] = saved + step
-        plus = f(inputs)
-        flat[i] = saved - step
-        minus = f(inputs)
-        flat[i] = saved
-        numeric[k] = (plus - minus) / (2 * step)
+    numeric = numerical_gradient(lambda: f(inputs), array, indices, step)
     errors = [relative_error(analytic[indices], numeric)]
     for _ in range(directions):
         direction = rng.standard_normal(flat.size)

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from minidl import config, kernels
+from minidl.gradcheck import numerical_gradient
 from minidl.kernels import batchnorm_numba, batchnorm_reference
 
 PATHS = ["reference", "numba"]
@@ -95,16 +96,7 @@ def test_numba_batchnorm_equals_reference(shape, dtype, use_gamma, seed):
 
 
 def central_difference(function, array, upstream, epsilon=1e-6):
-    numeric = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        saved = array[index]
-        array[index] = saved + epsilon
-        plus = np.vdot(function(), upstream)
-        array[index] = saved - epsilon
-        minus = np.vdot(function(), upstream)
-        array[index] = saved
-        numeric[index] = (plus - minus) / (2 * epsilon)
-    return numeric
+    return numerical_gradient(lambda: np.vdot(function(), upstream), array, step=epsilon)
 
 
 def assert_gradient(numeric, analytic):

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from minidl import config, kernels
+from minidl.gradcheck import numerical_gradient
 from minidl.kernels import conv_numba, conv_reference
 
 PATHS = ["reference", "numba"]
@@ -166,15 +167,7 @@ def test_col2im_is_the_adjoint_of_im2col(path, case):
 # ---------------------------------------------------------------- gradients
 def central_difference_check(function, array, grad_array, upstream, epsilon=1e-6):
     """Compare every entry of an analytic gradient with central differences of <f(.), upstream>."""
-    numeric = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        saved = array[index]
-        array[index] = saved + epsilon
-        plus = np.vdot(function(), upstream)
-        array[index] = saved - epsilon
-        minus = np.vdot(function(), upstream)
-        array[index] = saved
-        numeric[index] = (plus - minus) / (2 * epsilon)
+    numeric = numerical_gradient(lambda: np.vdot(function(), upstream), array, step=epsilon)
     error = np.abs(numeric - grad_array).max() / max(np.abs(numeric).max(), 1e-12)
     assert error < 1e-7, f"relative gradient error {error:.2e}"
 
