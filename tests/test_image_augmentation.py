@@ -31,18 +31,20 @@ def _oracle_axis(c, n, mode):
         return 0.0 if c < 0 else float(n - 1)
     if mode == "constant":
         return None
-    if mode == "reflect":  # period 2n, mirror about -0.5 and n - 0.5
-        u = c % (2 * n)
-        u = 2 * n - 1 - u if u >= n else u
-        return u  # may land in (n - 1, n) or (-1, 0): the neighbour is then mirrored
+    if mode == "reflect":  # not mapped: the neighbours are read from "d c b a | a b c d | d c b a"
+        return c
     # 'wrap': SciPy's period is n - 1 (first and last pixel overlap)
     if c > n - 1:
         return c - (n - 1) * math.floor(c / (n - 1))
     return c + (n - 1) * (math.floor(-c / (n - 1)) + 1)
 
 
-def _oracle_tap(i, n):
-    """A neighbour outside the image is mirrored about the edge pixel (period 2n - 2)."""
+def _oracle_tap(i, n, mode):
+    """A neighbour outside the image: half-sample reflection (period 2n) for 'reflect',
+    otherwise mirrored about the edge pixel (period 2n - 2)."""
+    if mode == "reflect":
+        i = i % (2 * n)
+        return 2 * n - 1 - i if i >= n else i
     if n == 1:
         return 0
     period = 2 * n - 2
@@ -65,7 +67,7 @@ def oracle_warp(image, matrix, offset, mode, cval):
             tr, tc = cr - r0, cc - c0
             for dr, wr in ((0, 1 - tr), (1, tr)):
                 for dc, wc in ((0, 1 - tc), (1, tc)):
-                    out[r, q] += wr * wc * image[_oracle_tap(r0 + dr, h), _oracle_tap(c0 + dc, w)]
+                    out[r, q] += wr * wc * image[_oracle_tap(r0 + dr, h, mode), _oracle_tap(c0 + dc, w, mode)]
     return out
 
 
@@ -215,6 +217,17 @@ def test_reflect_and_wrap_integer_shifts():
     np.testing.assert_array_equal(reflect, [1, 0, 0, 1, 2, 3])  # "b a | a b c d"
     wrap = apply_affine_transform(x, ty=-2, fill_mode="wrap")[0, :, 0]
     np.testing.assert_array_equal(wrap, [3, 4, 0, 1, 2, 3])     # period n - 1 = 5
+
+
+def test_reflect_matches_scipy_1_17_values(kernel_path):
+    """Values printed by scipy.ndimage.map_coordinates(a, [x], order=1, mode='reflect'), SciPy 1.17."""
+    a = np.array([10., 20., 40., 80., 160.])
+    coordinates = [-6.3, -5.2, -4.7, -3.5, -1.5, -1.2, -0.7, -0.5, -0.3, 0.0, 0.4, 3.6, 4.0, 4.2, 4.5,
+                   4.8, 5.3, 6.5, 9.7, 10.2]
+    scipy_values = [136, 160, 136, 60, 15, 12, 10, 10, 10, 10, 14, 128, 160, 160, 160, 160, 136, 60, 10, 12]
+    from minidl.kernels.warp import affine_warp
+    got = [affine_warp(a[None, :, None], np.eye(2), np.array([0.0, x]), "reflect")[0, 0, 0] for x in coordinates]
+    np.testing.assert_allclose(got, scipy_values, atol=1e-9)
 
 
 def test_brightness_goes_through_pil_like_keras():

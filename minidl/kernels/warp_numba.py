@@ -25,16 +25,7 @@ def _map_coordinate(coordinate, length, mode):
         elif mode == CONSTANT:
             c = -1.0
         elif mode == REFLECT:
-            if length <= 1:
-                c = 0.0
-            else:
-                period = 2 * length
-                if c < -period:
-                    c = period * np.trunc(-c / period) + c
-                if c < -length:
-                    c = c + period
-                else:
-                    c = (1e-15 if c > -1e-15 else -c) - 1
+            pass          # not mapped: the neighbours are reflected (_tap)
         else:  # WRAP, period length - 1
             if length <= 1:
                 c = 0.0
@@ -47,13 +38,7 @@ def _map_coordinate(coordinate, length, mode):
         elif mode == CONSTANT:
             c = -1.0
         elif mode == REFLECT:
-            if length <= 1:
-                c = 0.0
-            else:
-                period = 2 * length
-                c = c - period * np.trunc(c / period)
-                if c >= length:
-                    c = period - c - 1
+            pass
         else:
             if length <= 1:
                 c = 0.0
@@ -82,6 +67,15 @@ def _mirror_tap(index, length):
     return index
 
 
+@njit(cache=True)
+def _tap(index, length, mode):
+    """The pixel a neighbour index reads: half-sample reflection for 'reflect', else mirrored."""
+    if mode == REFLECT:
+        folded = index % (2 * length)          # Python semantics: never negative
+        return 2 * length - 1 - folded if folded >= length else folded
+    return _mirror_tap(index, length)
+
+
 @njit(cache=True, parallel=True)
 def affine_warp_kernel(image, m00, m01, m10, m11, offset_row, offset_col,
                        mode, cval, out):
@@ -95,7 +89,7 @@ def affine_warp_kernel(image, m00, m01, m10, m11, offset_row, offset_col,
         for q in range(width):
             row_in = _map_coordinate(r * m00 + q * m01 + offset_row, height, mode)
             col_in = _map_coordinate(r * m10 + q * m11 + offset_col, width, mode)
-            if row_in <= -1.0 or col_in <= -1.0:
+            if mode == CONSTANT and (row_in <= -1.0 or col_in <= -1.0):
                 for ch in range(channels):
                     out[r, q, ch] = cval
                 continue
@@ -103,10 +97,10 @@ def affine_warp_kernel(image, m00, m01, m10, m11, offset_row, offset_col,
             col_floor = np.floor(col_in)
             row_t = row_in - row_floor
             col_t = col_in - col_floor
-            r0 = _mirror_tap(np.int64(row_floor), height)
-            r1 = _mirror_tap(np.int64(row_floor) + 1, height)
-            c0 = _mirror_tap(np.int64(col_floor), width)
-            c1 = _mirror_tap(np.int64(col_floor) + 1, width)
+            r0 = _tap(np.int64(row_floor), height, mode)
+            r1 = _tap(np.int64(row_floor) + 1, height, mode)
+            c0 = _tap(np.int64(col_floor), width, mode)
+            c1 = _tap(np.int64(col_floor) + 1, width, mode)
             w_r0 = 1.0 - row_t
             w_c0 = 1.0 - col_t
             for ch in range(channels):

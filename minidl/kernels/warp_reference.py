@@ -16,8 +16,12 @@ Each coordinate is first mapped into the image by the fill mode (SciPy's
 ``map_coordinate``), then interpolated bilinearly from its two neighbours
 ``floor(c)`` and ``floor(c) + 1`` with weights ``1 - t`` and ``t``
 (``t = c - floor(c)``). A neighbour that still falls outside ``[0, n - 1]``
-(which only happens at the very border) is mirrored about the edge pixel,
-as SciPy does.
+(which only happens at the very border) is mirrored about the edge pixel.
+'reflect' is simpler still: the coordinate is not mapped at all, the image
+is extended half-sample symmetrically (``d c b a | a b c d | d c b a``) and
+each neighbour index is read from that extension -- checked against SciPy
+1.17's ``map_coordinates(mode='reflect', order=1)`` (SciPy < 1.6 differed
+within one pixel of the border).
 
 Fill modes (n = axis length), as in scipy.ndimage >= 1.6:
 
@@ -67,19 +71,7 @@ def map_coordinates_into_image(coordinate, length, fill_mode):
     elif fill_mode == "constant":
         c[below | above] = -1.0
     elif fill_mode == "reflect":
-        period = 2 * length
-        low = c[below]
-        # bring very negative values into (-2n, 0], then reflect about -0.5
-        far = low < -period
-        low[far] = period * np.trunc(-low[far] / period) + low[far]
-        # (SciPy nudges -0 to 1e-15 so that the result never equals -1 exactly)
-        low = np.where(low < -length, low + period,
-                       np.where(low > -1e-15, 1e-15, -low) - 1)
-        c[below] = low
-        high = c[above]
-        high = high - period * np.trunc(high / period)
-        high = np.where(high >= length, period - high - 1, high)
-        c[above] = high
+        pass              # the neighbours are reflected instead: see reflect_tap_index
     elif fill_mode == "wrap":
         period = length - 1
         low = c[below]
@@ -90,6 +82,12 @@ def map_coordinates_into_image(coordinate, length, fill_mode):
         raise ValueError(
             f"fill_mode must be one of {FILL_MODES}, got {fill_mode!r}")
     return c
+
+
+def reflect_tap_index(index, length):
+    """Index into the half-sample symmetric extension ``d c b a | a b c d | d c b a`` (period 2n)."""
+    folded = np.mod(np.asarray(index, dtype=np.int64), 2 * length)
+    return np.where(folded >= length, 2 * length - 1 - folded, folded)
 
 
 def mirror_tap_index(index, length):
@@ -140,7 +138,7 @@ def affine_warp(image, matrix, offset, fill_mode="nearest", cval=0.0):
     col_in = rows * matrix[1, 0] + cols * matrix[1, 1] + offset[1]
     row_in = map_coordinates_into_image(row_in, height, fill_mode)
     col_in = map_coordinates_into_image(col_in, width, fill_mode)
-    use_cval = (row_in <= -1.0) | (col_in <= -1.0)
+    use_cval = ((row_in <= -1.0) | (col_in <= -1.0)) if fill_mode == "constant" else np.zeros(row_in.shape, bool)
 
     row_start = np.floor(row_in)
     col_start = np.floor(col_in)
@@ -148,10 +146,11 @@ def affine_warp(image, matrix, offset, fill_mode="nearest", cval=0.0):
     col_t = col_in - col_start
     row_start = row_start.astype(np.int64)
     col_start = col_start.astype(np.int64)
-    r0 = mirror_tap_index(row_start, height)
-    r1 = mirror_tap_index(row_start + 1, height)
-    c0 = mirror_tap_index(col_start, width)
-    c1 = mirror_tap_index(col_start + 1, width)
+    tap_index = reflect_tap_index if fill_mode == "reflect" else mirror_tap_index
+    r0 = tap_index(row_start, height)
+    r1 = tap_index(row_start + 1, height)
+    c0 = tap_index(col_start, width)
+    c1 = tap_index(col_start + 1, width)
     # Out-of-image pixels read index 0 (any valid index) and are replaced by cval below.
     for index in (r0, r1, c0, c1):
         index[use_cval] = 0
