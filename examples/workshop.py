@@ -147,6 +147,20 @@ class RecalibrateBatchNorm(Callback):
         recalibrate_batch_norm(self.model, (self.batches[i] for i in range(len(self.batches))))
 
 
+def run_epochs(model, args, state, out, first_epoch, train_generator, validation_generator,
+               steps_per_epoch, validation_steps, callbacks):
+    """One fit() per epoch, so that every epoch ends with a checkpoint."""
+    for epoch in range(first_epoch, args.epochs):
+        run.seed_epoch(model, [train_generator, validation_generator], args.seed, epoch,
+                       [steps_per_epoch, validation_steps])
+        epoch_history = model.fit(
+            train_generator, steps_per_epoch=steps_per_epoch, epochs=args.epochs, initial_epoch=epoch,
+            validation_data=validation_generator, validation_steps=validation_steps,
+            callbacks=callbacks + [run.StopAfterThisEpoch()],
+            workers=0)   # workers=0: batches are made in order, so the same seed repeats the run
+        run.end_of_epoch(model, out, state, epoch_history.history)
+
+
 def main(argv=None):
     started = time.time()
     args = parse_args(argv)
@@ -228,16 +242,12 @@ def main(argv=None):
             shuffle=False)
         callbacks.append(RecalibrateBatchNorm(recalibration_batches))
     training_started = time.time()
+    ctrl_c = run.CtrlCBetweenSteps()
+    callbacks.append(ctrl_c)
     try:
-        for epoch in range(first_epoch, args.epochs):
-            run.seed_epoch(model, [train_generator, validation_generator], args.seed, epoch,
-                           [steps_per_epoch, validation_steps])
-            epoch_history = model.fit(
-                train_generator, steps_per_epoch=steps_per_epoch, epochs=args.epochs, initial_epoch=epoch,
-                validation_data=validation_generator, validation_steps=validation_steps,
-                callbacks=callbacks + [run.StopAfterThisEpoch()],
-                workers=0)   # workers=0: batches are made in order, so the same seed repeats the run
-            run.end_of_epoch(model, out, state, epoch_history.history)
+        with ctrl_c:
+            run_epochs(model, args, state, out, first_epoch, train_generator, validation_generator,
+                       steps_per_epoch, validation_steps, callbacks)
     except KeyboardInterrupt:
         run.save_interrupted(model, out, state)
         print(f"\nInterrupted. The model is saved in {out / run.INTERRUPTED_CHECKPOINT}; continue from "

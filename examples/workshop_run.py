@@ -26,6 +26,8 @@ import csv
 import io
 import json
 import random
+import signal
+import sys
 
 import numpy as np
 
@@ -176,6 +178,43 @@ class _SimulatedInterrupt:
     def __init__(self, spec):
         epoch, step = (int(part) for part in spec.split(":"))
         self.epoch, self.step = epoch - 1, step - 1
+
+
+class CtrlCBetweenSteps(Callback):
+    """Ctrl-C during training: finish the current step, then stop with KeyboardInterrupt.
+
+    Python delivers Ctrl-C as a KeyboardInterrupt wherever the program is; inside a
+    Numba kernel (most of a training step) it comes out as a SystemError instead, and
+    the model may be half-updated. So the signal only sets a flag here, and the
+    KeyboardInterrupt is raised between two steps, where the model is consistent and
+    the checkpoint can be saved. A second Ctrl-C stops at once.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.requested = False
+        self.previous_handler = None
+
+    def __enter__(self):
+        self.previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc_info):
+        signal.signal(signal.SIGINT, self.previous_handler)
+
+    def _on_sigint(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: stopping after this step and saving a checkpoint (Ctrl-C again stops at once)",
+              file=sys.stderr, flush=True)
+
+    def _stop_if_requested(self, *args):
+        if self.requested:
+            raise KeyboardInterrupt
+
+    on_train_batch_begin = on_train_batch_end = _stop_if_requested
+    on_test_batch_end = on_epoch_begin = _stop_if_requested
 
 
 def interrupt_callbacks(spec):
