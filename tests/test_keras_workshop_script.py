@@ -9,19 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from workshop_data import make_tiny_workshop_data
 
 
 def make_workshop_folders(root):
-    rng = np.random.default_rng(1)
-    for split, count in (("TRAIN", 3), ("VAL", 3)):
-        for folder, level in (("openI_CXR", 50), ("openI_abd_xray", 200)):
-            (root / split / folder).mkdir(parents=True)
-            for i in range(count):
-                pixels = np.clip(rng.normal(level, 25, (40, 36, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(pixels).save(root / split / folder / f"{i}.png")
-    (root / "TEST").mkdir()
-    for name in ("abd2.png", "chest2.png"):
-        Image.fromarray(np.full((50, 44, 3), 120, np.uint8)).save(root / "TEST" / name)
+    make_tiny_workshop_data(root, train_per_class=3, val_per_class=3, seed=1)
 
 
 def test_keras_workshop_script_runs_unchanged(tmp_path, monkeypatch, capsys):

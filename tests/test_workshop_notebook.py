@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from workshop_data import make_tiny_workshop_data
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -15,18 +16,7 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "Open_I_
 
 
 def tiny_dataset(root):
-    from PIL import Image
-    rng = np.random.default_rng(2)
-    for split, count in (("TRAIN", 5), ("VAL", 5)):
-        for folder, level in (("openI_CXR", 50), ("openI_abd_xray", 200)):
-            (root / split / folder).mkdir(parents=True)
-            for i in range(count):
-                pixels = np.clip(rng.normal(level, 25, (40, 36, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(pixels).save(root / split / folder / f"{i}.png")
-    (root / "TEST").mkdir()
-    for name, level in (("abd2.png", 200), ("chest2.png", 50)):
-        Image.fromarray(np.full((50, 44, 3), level, np.uint8)).save(root / "TEST" / name)
-    return root
+    return make_tiny_workshop_data(root, train_per_class=5, val_per_class=5, seed=2)
 
 
 def test_notebook_runs_in_quick_mode(tmp_path, monkeypatch):

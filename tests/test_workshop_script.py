@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 import minidl
+from workshop_data import make_tiny_workshop_data
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "workshop.py"
@@ -41,20 +42,7 @@ def run_workshop(argv):
 
 
 def make_tiny_dataset(folder):
-    """Class folders (bright vs dark noise, odd sizes) plus a flat TEST folder."""
-    rng = np.random.default_rng(0)
-    counts = {"TRAIN": 5, "VAL": 3}
-    for split, count in counts.items():
-        for label, (folder_name, level) in enumerate((("openI_CXR", 60), ("openI_abd_xray", 190))):
-            target = folder / split / folder_name
-            target.mkdir(parents=True)
-            for i in range(count):
-                pixels = np.clip(rng.normal(level, 30, (30 + i, 26, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(pixels).save(target / f"img{i}.png")
-    (folder / "TEST").mkdir()
-    for name, level in (("chest2.png", 60), ("abd2.png", 190)):
-        Image.fromarray(np.full((40, 33, 3), level, np.uint8)).save(folder / "TEST" / name)
-    return folder
+    return make_tiny_workshop_data(folder)
 
 
 TINY_ARGS = ["--quick", "--weights", "none", "--image-size", 75, "--epochs", 2, "--steps", 1,

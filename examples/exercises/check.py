@@ -23,6 +23,7 @@ from minidl import kernels
 from minidl.kernels.geometry import conv_geometry
 from minidl.optimizers import Adam
 from minidl.parameter import Parameter
+from minidl.gradcheck import numerical_gradient
 
 HERE = Path(__file__).resolve().parent
 EXERCISES = ("max_pool_backward", "batchnorm_backward", "adam_update")
@@ -43,20 +44,6 @@ def expect_close(what, got, expected, rtol=1e-7, atol=1e-10):
                           f"expected {expected[worst]:.10g}, got {got[worst]:.10g} "
                           f"(difference {got[worst] - expected[worst]:.3g})")
 
-
-def numeric_gradient(f, array, step=1e-6):
-    """Central differences of the scalar f() with respect to every entry of ``array`` (in place)."""
-    grad = np.empty_like(array)
-    flat, flat_grad = array.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        saved = flat[i]
-        flat[i] = saved + step
-        plus = f()
-        flat[i] = saved - step
-        minus = f()
-        flat[i] = saved
-        flat_grad[i] = (plus - minus) / (2 * step)
-    return grad
 
 
 # ---------------------------------------------------------------- max pooling
@@ -87,7 +74,7 @@ def max_pool_checks(candidate):
         y, argmax = _pool(x, (3, 3), (2, 2), "valid")
         grad_y = rng.standard_normal(y.shape)       # random upstream gradient, never all ones
         got = candidate(grad_y, argmax, x.shape)
-        numeric = numeric_gradient(lambda: float(np.sum(grad_y * _pool(x, (3, 3), (2, 2), "valid")[0])), x)
+        numeric = numerical_gradient(lambda: float(np.sum(grad_y * _pool(x, (3, 3), (2, 2), "valid")[0])), x)
         expect_close("dL/dx vs finite differences", got, numeric, rtol=1e-5, atol=1e-6)
 
     def ties_go_to_first_maximum():
@@ -145,10 +132,10 @@ def batchnorm_checks(candidate):
 
         def f():
             return float(np.sum(grad_y * kernels.batchnorm_train_forward(x, gamma, beta, 1e-3)[0]))
-        expect_close("dL/dx vs finite differences", grad_x, numeric_gradient(f, x), rtol=1e-5, atol=1e-6)
-        expect_close("dL/dgamma vs finite differences", grad_gamma, numeric_gradient(f, gamma),
+        expect_close("dL/dx vs finite differences", grad_x, numerical_gradient(f, x), rtol=1e-5, atol=1e-6)
+        expect_close("dL/dgamma vs finite differences", grad_gamma, numerical_gradient(f, gamma),
                      rtol=1e-5, atol=1e-6)
-        expect_close("dL/dbeta vs finite differences", grad_beta, numeric_gradient(f, beta),
+        expect_close("dL/dbeta vs finite differences", grad_beta, numerical_gradient(f, beta),
                      rtol=1e-5, atol=1e-6)
 
     def sums_to_zero():
