@@ -22,32 +22,23 @@ import argparse
 import os
 import platform
 import resource
+import sys
 import statistics
 import time
 
 import numpy as np
 
 import minidl
-from minidl import applications, optimizers
-from minidl.layers import Dense, Dropout, GlobalAveragePooling2D
-from minidl.models import Model, Sequential
+from minidl import applications
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_step import build_workshop_model  # noqa: E402  (one definition of the workshop model)
 
 BATCH = 5
 GMAC_PER_IMAGE = 5.73
 FORWARD_GFLOP = 2 * GMAC_PER_IMAGE * BATCH          # one multiply-add = 2 floating-point operations
 TRAINING_GFLOP = 3 * FORWARD_GFLOP
 
-
-def workshop_model(base):
-    head = Sequential()
-    head.add(GlobalAveragePooling2D(input_shape=base.output_shape[1:]))
-    head.add(Dense(256, activation="relu"))
-    head.add(Dropout(0.5))
-    head.add(Dense(1, activation="sigmoid"))
-    model = Model(inputs=base.input, outputs=head(base.output))
-    model.compile(loss="binary_crossentropy", optimizer=optimizers.Adam(lr=1e-4, epsilon=1e-8),
-                  metrics=["accuracy"])
-    return model
 
 
 def timed(function, runs):
@@ -91,7 +82,7 @@ def main():
     report(f"inference, batch {BATCH}", times, FORWARD_GFLOP)
     print(f"  peak RSS after inference: {peak_rss_mib():.0f} MiB")
 
-    model = workshop_model(base)
+    model = build_workshop_model(base)
     times = timed(lambda: model.train_on_batch(images, labels), arguments.runs)
     report(f"training step, batch {BATCH}", times, TRAINING_GFLOP)
     print(f"  peak RSS after training: {peak_rss_mib():.0f} MiB")

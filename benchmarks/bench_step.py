@@ -44,14 +44,15 @@ FRAMEWORKS = ("minidl", "tensorflow", "keras-torch", "keras-jax", "torch-plain")
 
 
 # ----------------------------------------------------------------------------- minidl model
-def build_workshop_model():
-    """The workshop's model in minidl: InceptionV3 notop + the small classification head."""
+def build_workshop_model(base=None):
+    """The workshop's model in minidl: InceptionV3 notop (or ``base``) + the small classification head."""
     from minidl.applications import InceptionV3
     from minidl.layers import Dense, Dropout, GlobalAveragePooling2D
     from minidl.models import Model, Sequential
     from minidl.optimizers import Adam
 
-    base = InceptionV3(weights=None, include_top=False, input_shape=(IMAGE, IMAGE, 3))
+    if base is None:
+        base = InceptionV3(weights=None, include_top=False, input_shape=(IMAGE, IMAGE, 3))
     top = Sequential()
     top.add(GlobalAveragePooling2D(input_shape=base.output_shape[1:]))
     top.add(Dense(256, activation="relu"))

@@ -313,14 +313,16 @@ class Layer:
         return self.forward(inputs, training=bool(training))
 
     def _call_symbolic(self, inputs):
-        input_list = [inputs] if isinstance(inputs, SymbolicTensor) else list(inputs)
-        input_shape = input_list[0].shape if isinstance(inputs, SymbolicTensor) else [t.shape for t in input_list]
+        single = isinstance(inputs, SymbolicTensor)
+        input_list = [inputs] if single else list(inputs)
+        input_shape = inputs.shape if single else [t.shape for t in input_list]
         if not self.built:
-            self._check_input_shape(input_shape) if isinstance(inputs, SymbolicTensor) else None
+            if single:
+                self._check_input_shape(input_shape)    # the rank, before build needs it
             self.build(input_shape)
             self.built = True
-        if isinstance(inputs, SymbolicTensor):
-            self._check_input_shape(input_shape)
+        if single:
+            self._check_input_shape(input_shape)        # the channels, which build fixed
         output_shape = self.compute_output_shape(input_shape)
         node = Node(self, input_list, [])
         output = SymbolicTensor(output_shape, input_list[0].dtype, node=node, index=0, name=self.name)

@@ -39,7 +39,6 @@ def sequential_config(model):
 
 def graph_config(model):
     model._require_graph()
-    names = {}
     node_keys = {}
     for node in model._nodes:
         index = sum(1 for key in node_keys.values() if key[0] == node.layer.name)

@@ -18,8 +18,6 @@ An epoch's ``loss`` is the batch-size-weighted mean of the step losses; its
 ``accuracy`` is correct / seen over the epoch; validation runs afterwards in
 inference mode (spec §6.2).
 """
-import math
-import time
 import warnings
 
 import numpy as np
