@@ -19,6 +19,12 @@ Usage::
     PYTHONPATH=. python benchmarks/bench_step.py                 # minidl + what is installed
     PYTHONPATH=. python benchmarks/bench_step.py --only minidl --steps 7
     PYTHONPATH=. python benchmarks/bench_step.py --only minidl,torch-plain
+    PYTHONPATH=. python benchmarks/bench_step.py --python tensorflow=/path/to/tfenv/bin/python
+
+``--python FRAMEWORK=PATH`` runs one framework's worker with another interpreter, so
+TensorFlow can live in its own virtual environment (its NumPy pin then never touches
+minidl's). The last columns give minidl's time divided by each framework's: the issue's
+target is <= 1.00x against TensorFlow.
 
 Frameworks (``--only``): minidl, tensorflow (tf.keras / Keras 3 on TF), keras-torch and
 keras-jax (Keras 3's InceptionV3 on those backends), torch-plain (the hand-written
@@ -116,8 +122,9 @@ def _keras3_model(keras):
                              keras.layers.Dropout(0.5),
                              keras.layers.Dense(1, activation="sigmoid")])
     model = keras.Model(base.input, head(base.output))
-    model.compile(keras.optimizers.Adam(learning_rate=1e-4, epsilon=1e-8), "binary_crossentropy",
-                  ["accuracy"])
+    # Keyword arguments: Keras 3's third positional parameter is loss_weights, not metrics.
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-4, epsilon=1e-8),
+                  loss="binary_crossentropy", metrics=["accuracy"])
     return model
 
 
@@ -269,10 +276,19 @@ def worker(framework, phase, steps, warmup):
     return _worker_keras(backend, phase, steps, warmup)
 
 
+_PYTHONS = {}   # framework -> interpreter (--python), e.g. a virtual environment holding TensorFlow
+
+
+def python_for(framework):
+    """The interpreter that runs ``framework``'s worker: ``--python NAME=PATH`` or this one."""
+    return _PYTHONS.get(framework, sys.executable)
+
+
 def importable(framework):
     module = IMPORTS[framework]
     code = f"import {module}" + ("; import keras" if framework.startswith(("keras", "tensorflow")) else "")
-    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, env=_child_env())
+    completed = subprocess.run([python_for(framework), "-c", code], capture_output=True,
+                               env=_child_env())
     return completed.returncode == 0
 
 
@@ -290,7 +306,7 @@ def _child_env():
 
 
 def run_in_subprocess(framework, phase, steps, warmup):
-    command = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--phase", phase,
+    command = [python_for(framework), os.path.abspath(__file__), "--worker", framework, "--phase", phase,
                "--steps", str(steps), "--warmup", str(warmup)]
     completed = subprocess.run(command, capture_output=True, text=True, env=_child_env())
     if completed.returncode != 0:
@@ -349,10 +365,26 @@ def import_and_jit_report():
     return warm_import, cold_kernels, warm_kernels
 
 
+def _pooled(earlier, result):
+    """Merge one round's result into the earlier rounds': step times appended, peaks maxed."""
+    if earlier is None:
+        return result
+    merged = dict(earlier)
+    for key, value in result.items():
+        if isinstance(value, list):
+            merged[key] = earlier[key] + value
+        elif key.startswith("rss"):
+            merged[key] = max(earlier[key], value)
+    return merged
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the frameworks in turn this many times (fresh processes each "
+                             "round) and pool their step times: fairer on a shared machine")
     parser.add_argument("--only", default=",".join(FRAMEWORKS),
                         help=f"comma-separated subset of {', '.join(FRAMEWORKS)}")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -361,8 +393,20 @@ def main():
     parser.add_argument("--threads", type=int, default=None,
                         help="thread count for every framework (sets NUMBA/OPENBLAS/OMP/MKL/TF "
                              "variables); 1 compares the work done when other jobs load the machine")
+    parser.add_argument("--python", action="append", default=[], metavar="FRAMEWORK=PATH",
+                        help="run FRAMEWORK's worker with another interpreter, e.g. "
+                             "tensorflow=/opt/tfenv/bin/python (a virtual environment that holds "
+                             "it); may be repeated")
     args = parser.parse_args()
     _THREADS[0] = args.threads
+    for item in args.python:
+        framework, _, path = item.partition("=")
+        if framework not in FRAMEWORKS or not path:
+            parser.error(f"--python expects FRAMEWORK=PATH with FRAMEWORK one of "
+                         f"{', '.join(FRAMEWORKS)}; got {item!r}")
+        if not os.path.exists(path):
+            parser.error(f"--python {item}: no interpreter at {path}")
+        _PYTHONS[framework] = path
 
     if args.worker:
         result = worker(args.worker, args.phase, args.steps, args.warmup)
@@ -374,13 +418,13 @@ def main():
     predict_gflop = 2 * FORWARD_GMAC_PER_IMAGE * BATCH
     print(f"machine: {os.cpu_count()} cores, threads {args.threads or 'default'}, "
           f"load average {tuple(round(v, 2) for v in os.getloadavg())} at start; "
-          f"batch {BATCH}, {IMAGE}x{IMAGE}, float32, median of {args.steps} after {args.warmup} warm-up")
+          f"batch {BATCH}, {IMAGE}x{IMAGE}, float32, median of {args.steps} x {args.rounds} round(s) after {args.warmup} warm-up")
     if not args.no_import_time:
         warm_import, cold_kernels, warm_kernels = import_and_jit_report()
         print(f"import minidl (warm Numba cache): {warm_import:.2f} s (median of 3); first call of "
               f"every float32 kernel: {cold_kernels:.1f} s compiling (cold cache), "
               f"{warm_kernels:.2f} s loading (warm cache)")
-    results = {}
+    frameworks = []
     for framework in args.only.split(","):
         framework = framework.strip()
         if framework not in FRAMEWORKS:
@@ -390,27 +434,37 @@ def main():
             print(f"note: {framework} skipped ({IMPORTS[framework]} is not importable; "
                   f"see benchmarks/requirements-compare.txt)")
             continue
-        try:
-            train = run_in_subprocess(framework, "train", args.steps, args.warmup)
-            predict = run_in_subprocess(framework, "predict", args.steps, args.warmup)
-        except RuntimeError as error:
-            print(f"note: {framework} failed: {error}")
-            continue
-        results[framework] = {**train, **predict}
+        frameworks.append(framework)
+    # Rounds alternate the frameworks, so a slow minute on a shared machine (other jobs,
+    # a noisy neighbour VM) hits them all alike; step times are pooled over the rounds.
+    results = {}
+    for _ in range(args.rounds):
+        for framework in list(frameworks):
+            try:
+                train = run_in_subprocess(framework, "train", args.steps, args.warmup)
+                predict = run_in_subprocess(framework, "predict", args.steps, args.warmup)
+            except RuntimeError as error:
+                print(f"note: {framework} failed: {error}")
+                frameworks.remove(framework)
+                results.pop(framework, None)
+                continue
+            results[framework] = _pooled(results.get(framework), {**train, **predict})
 
     header = (f"{'framework':14s} {'train s':>8s} {'cpu s':>6s} {'GFLOP/s':>8s} {'predict s':>9s} {'GFLOP/s':>8s} "
-              f"{'RSS built':>9s} {'RSS train':>9s} {'RSS pred':>9s} {'train/minidl':>12s}")
+              f"{'RSS built':>9s} {'RSS train':>9s} {'RSS pred':>9s} {'minidl/it train':>15s} {'predict':>7s}")
     print(header)
     print("-" * len(header))
     reference = results.get("minidl")
     for framework, r in results.items():
         train = statistics.median(r["train_s"])
         predict = statistics.median(r["predict_s"])
-        ratio = train / statistics.median(reference["train_s"]) if reference else float("nan")
+        # The issue's target is minidl's time / the framework's time <= 1.0.
+        train_ratio = statistics.median(reference["train_s"]) / train if reference else float("nan")
+        predict_ratio = statistics.median(reference["predict_s"]) / predict if reference else float("nan")
         cpu = statistics.median(r["train_cpu_s"])
         print(f"{framework:14s} {train:8.3f} {cpu:6.2f} {train_gflop / train:8.1f} {predict:9.3f} "
               f"{predict_gflop / predict:8.1f} {r['rss_built_gb']:8.2f}G {r['rss_train_gb']:8.2f}G "
-              f"{r['rss_predict_gb']:8.2f}G {ratio:12.2f}")
+              f"{r['rss_predict_gb']:8.2f}G {train_ratio:14.2f}x {predict_ratio:6.2f}x")
     for framework, r in results.items():
         print(f"  {framework}: train steps {[round(t, 3) for t in r['train_s']]}, "
               f"predict {[round(t, 3) for t in r['predict_s']]}"

@@ -12,6 +12,7 @@ compare two versions of a kernel while other jobs load the machine)::
 
     PYTHONPATH=. python benchmarks/profile_step.py             # 3 profiled steps, median
     PYTHONPATH=. python benchmarks/profile_step.py --steps 5
+    PYTHONPATH=. python benchmarks/profile_step.py --predict   # inference instead
     MINIDL_KERNELS=reference PYTHONPATH=. python benchmarks/profile_step.py   # readable path
     NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/profile_step.py --clock cpu
 
@@ -110,11 +111,19 @@ def main():
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="cpu = process CPU time of all threads: steadier when other jobs "
                              "load the machine (best with NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1)")
+    parser.add_argument("--predict", action="store_true",
+                        help="profile inference (model.predict on the batch) instead of a training step")
     args = parser.parse_args()
 
     model = build_workshop_model()
     x, y = workshop_batch(args.batch)
-    model.train_on_batch(x, y)          # warm-up: JIT load, first allocations, Adam slots
+    if args.predict:
+        def step_function():
+            model.predict(x, batch_size=args.batch)
+    else:
+        def step_function():
+            model.train_on_batch(x, y)
+    step_function()                     # warm-up: JIT load, first allocations, Adam slots
 
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     timer = ExclusiveTimer(clock)
@@ -123,7 +132,7 @@ def main():
     for _ in range(args.steps):
         timer.reset()
         start = clock()
-        model.train_on_batch(x, y)
+        step_function()
         step_times.append(clock() - start)
         per_step.append(dict(timer.totals))
         calls = dict(timer.calls)
@@ -138,7 +147,8 @@ def main():
     print(f"minidl {getattr(minidl, '__version__', '?')}, kernel path "
           f"{minidl.config.kernel_path()}, batch {args.batch}, {args.steps} profiled steps, "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    print(f"training step (median, with timers, {args.clock} clock): {step * 1e3:.0f} ms")
+    what = "predict on the batch" if args.predict else "training step"
+    print(f"{what} (median, with timers, {args.clock} clock): {step * 1e3:.0f} ms")
     print(f"{'where (exclusive time)':52s} {'calls':>6s} {'ms':>8s} {'share':>6s}")
     print("-" * 75)
     for label, seconds, count in rows:

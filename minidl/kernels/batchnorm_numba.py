@@ -37,29 +37,21 @@ def _mean_and_variance(rows):
     """
     count, channels = rows.shape
     blocks = min(_BLOCKS, count)
-    shift = np.empty(channels)
-    for c in range(channels):
-        shift[c] = rows[0, c]
+    shift = rows[0].astype(np.float64)
+    # Each block accumulates straight into its own row of the partial sums. (Allocating
+    # per-block accumulators inside the prange body cost ~1 ms per call, more than the
+    # sums themselves on InceptionV3's 17x17 and 8x8 maps.)
     partial_sum = np.zeros((blocks, channels))
     partial_squares = np.zeros((blocks, channels))
     for block in prange(blocks):
         start, stop = _block_bounds(block, blocks, count)
-        total = np.zeros(channels)
-        squares = np.zeros(channels)
         for i in range(start, stop):
             for c in range(channels):
                 deviation = rows[i, c] - shift[c]
-                total[c] += deviation
-                squares[c] += deviation * deviation
-        partial_sum[block, :] = total
-        partial_squares[block, :] = squares
-    shifted_mean = np.zeros(channels)
-    mean_square = np.zeros(channels)
-    for block in range(blocks):
-        shifted_mean += partial_sum[block]
-        mean_square += partial_squares[block]
-    shifted_mean /= count
-    mean_square /= count
+                partial_sum[block, c] += deviation
+                partial_squares[block, c] += deviation * deviation
+    shifted_mean = partial_sum.sum(axis=0) / count
+    mean_square = partial_squares.sum(axis=0) / count
     variance = np.maximum(mean_square - shifted_mean * shifted_mean, 0.0)
     return shift + shifted_mean, variance
 
@@ -77,28 +69,19 @@ def _scale_and_shift(rows, center, scale, shift):
 
 @njit(cache=True, parallel=True)
 def _gradient_sums(grad_rows, rows, mean):
-    """Σ g and Σ g * (x - mean) per channel, in float64."""
+    """Σ g and Σ g * (x - mean) per channel, in float64 (blocks as in _mean_and_variance)."""
     count, channels = rows.shape
     blocks = min(_BLOCKS, count)
     partial_g = np.zeros((blocks, channels))
     partial_gx = np.zeros((blocks, channels))
     for block in prange(blocks):
         start, stop = _block_bounds(block, blocks, count)
-        total_g = np.zeros(channels)
-        total_gx = np.zeros(channels)
         for i in range(start, stop):
             for c in range(channels):
                 g = grad_rows[i, c]
-                total_g[c] += g
-                total_gx[c] += g * (rows[i, c] - mean[c])
-        partial_g[block, :] = total_g
-        partial_gx[block, :] = total_gx
-    sum_g = np.zeros(channels)
-    sum_gx = np.zeros(channels)
-    for block in range(blocks):
-        sum_g += partial_g[block]
-        sum_gx += partial_gx[block]
-    return sum_g, sum_gx
+                partial_g[block, c] += g
+                partial_gx[block, c] += g * (rows[i, c] - mean[c])
+    return partial_g.sum(axis=0), partial_gx.sum(axis=0)
 
 
 @njit(cache=True, parallel=True)
