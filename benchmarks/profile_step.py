@@ -79,7 +79,8 @@ def _leaf_layer_classes():
 
 
 # Kernel helpers inside the layers; each is timed on its own line (parent layer/phase + name).
-KERNEL_HELPERS = ("im2col", "col2im", "conv2d_forward", "conv2d_backward")
+KERNEL_HELPERS = ("im2col", "col2im", "im2col_rows", "col2im_rows_add", "conv2d_forward",
+                  "conv2d_backward")
 
 
 def instrument(timer):

@@ -28,7 +28,7 @@ from minidl import memory
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 # Recycle freed large arrays instead of faulting in fresh pages for every new one
-# (a training step 1.3x faster; see minidl/memory.py). MINIDL_KEEP_FREED_MEMORY=0 opts out.
+# (a training step 1.2-1.3x faster; see minidl/memory.py). MINIDL_KEEP_FREED_MEMORY=0 opts out.
 memory.keep_freed_memory_unless_disabled()
 
 _VALID_PATHS = ("numba", "reference")

@@ -1,16 +1,17 @@
 """Keep freed memory for reuse: why a training step should not ask the OS for new pages.
 
-A training step of InceptionV3 at batch 5 allocates and frees about 4 GB of large arrays:
-im2col matrices of up to 124 MB, activations and gradients of 28 MB each. glibc's
-``malloc`` serves every block above 32 MB (and, by default, above a few hundred kB) with
-a fresh ``mmap`` and gives it back with ``munmap`` when NumPy frees it. The next array of
-the same size then starts on untouched pages, and the kernel must fault in and zero each
-4 kB page on first write. On the 2-core VMs this project runs on that costs ~2 us per
-page: filling a fresh 124 MB im2col matrix took 75 ms against 10 ms for a reused one, and
-a whole training step 3.55 s against 2.69 s (``benchmarks/README.md``).
+A training step of InceptionV3 at batch 5 allocates and frees several GB of large arrays:
+activations and gradients of up to 28 MB each, and conv buffers. glibc's ``malloc``
+serves every block above 32 MB (and, by default, above a few hundred kB) with a fresh
+``mmap`` and gives it back with ``munmap`` when NumPy frees it. The next array of the
+same size then starts on untouched pages, and the kernel must fault in and zero each page
+on first write. On the 2-core VMs this project runs on that is slow: filling a fresh
+124 MB array took 75 ms against 10 ms for a reused one. Measured A/B in one process,
+switching only this setting (``benchmarks/README.md``): a training step took 3.55 s
+against 2.69 s before convolutions worked in chunks, and 2.61 s against 2.20 s after.
 
-Deep-learning frameworks avoid this with caching allocators (TensorFlow's BFC allocator,
-PyTorch's CPU caching). minidl gets the same effect by telling glibc's ``malloc``, once,
+Deep-learning frameworks avoid this with caching allocators of their own (TensorFlow's
+BFC allocator, for one). minidl gets the same effect by telling glibc's ``malloc``, once,
 to keep freed blocks on its heap for the next allocation::
 
     mallopt(M_MMAP_MAX, 0)              # never serve a block with its own mmap

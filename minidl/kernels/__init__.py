@@ -34,7 +34,7 @@ def _module(family):
     return importlib.import_module(f"{__name__}.{family}_{path}")
 
 
-# --- convolution: im2col / col2im (conv2d_forward / conv2d_backward live in conv.py) ---
+# --- convolution: im2col / col2im and their chunked forms (conv2d_* live in conv.py) ---
 def im2col(x, kernel_size, strides, pads):
     """(N, H, W, C) -> cols (N*OH*OW, KH*KW*C), column order (kh, kw, c). See conv_reference.py."""
     return _module("conv").im2col(x, kernel_size, strides, pads)
@@ -43,6 +43,17 @@ def im2col(x, kernel_size, strides, pads):
 def col2im(cols, input_shape, kernel_size, strides, pads):
     """Adjoint of im2col: cols -> (N, H, W, C), overlaps summed, padding dropped."""
     return _module("conv").col2im(cols, input_shape, kernel_size, strides, pads)
+
+
+def im2col_rows(x, kernel_size, strides, pads, first_row, row_count, out):
+    """Fill ``out`` with ``im2col(x)[first_row*OW:(first_row+row_count)*OW]``: one chunk of
+    output rows (flattened (n, oh) indices), so conv.py never builds the whole matrix."""
+    return _module("conv").im2col_rows(x, kernel_size, strides, pads, first_row, row_count, out)
+
+
+def col2im_rows_add(grad_cols, first_row, grad_input, kernel_size, strides, pads):
+    """Add col2im of one chunk of rows (output rows ``first_row ..``) into ``grad_input``."""
+    return _module("conv").col2im_rows_add(grad_cols, first_row, grad_input, kernel_size, strides, pads)
 
 
 # --- pooling ---
@@ -83,12 +94,12 @@ def batchnorm_inference(x, moving_mean, moving_variance, gamma, beta, epsilon):
         x, moving_mean, moving_variance, gamma, beta, epsilon)
 
 
-# Imported last: conv.py calls the dispatched im2col / col2im defined above.
+# Imported last: conv.py calls the dispatched im2col_rows / col2im_rows_add defined above.
 from .conv import conv2d_backward, conv2d_forward  # noqa: E402
 
 __all__ = [
     "output_size_and_padding", "conv_geometry", "padded_output_size",
-    "im2col", "col2im", "conv2d_forward", "conv2d_backward",
+    "im2col", "col2im", "im2col_rows", "col2im_rows_add", "conv2d_forward", "conv2d_backward",
     "max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward",
     "batchnorm_train_forward", "batchnorm_backward", "batchnorm_inference",
 ]
