@@ -1,4 +1,4 @@
-"""minidl's compute kernels: convolution (im2col + BLAS), pooling, batch normalization.
+"""minidl's compute kernels: convolution (im2col + BLAS), pooling, batch normalization, ReLU.
 
 Every hot kernel exists twice with one signature:
 
@@ -94,6 +94,17 @@ def batchnorm_inference(x, moving_mean, moving_variance, gamma, beta, epsilon):
         x, moving_mean, moving_variance, gamma, beta, epsilon)
 
 
+# --- ReLU (elementwise; the layer caches its output, so the backward reads a, not z) ---
+def relu_forward(z):
+    """a = max(0, z) (NaN stays NaN). See relu_reference.py."""
+    return _module("relu").relu_forward(z)
+
+
+def relu_backward(grad_output, output):
+    """dL/dz = grad_output * (output > 0)."""
+    return _module("relu").relu_backward(grad_output, output)
+
+
 # Imported last: conv.py calls the dispatched im2col_rows / col2im_rows_add defined above.
 from .conv import conv2d_backward, conv2d_forward  # noqa: E402
 
@@ -102,4 +113,5 @@ __all__ = [
     "im2col", "col2im", "im2col_rows", "col2im_rows_add", "conv2d_forward", "conv2d_backward",
     "max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward",
     "batchnorm_train_forward", "batchnorm_backward", "batchnorm_inference",
+    "relu_forward", "relu_backward",
 ]
