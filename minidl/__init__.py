@@ -5,13 +5,13 @@ read the source.
 """
 __version__ = "0.1.0"
 
-from minidl import config, memory
+from minidl import config, memory, threads
 from minidl.parameter import Parameter
 from minidl import activations, initializers, losses, metrics, optimizers, layers, models, callbacks
 from minidl.gradcheck import check_gradients
 from minidl.layers.base import clear_session
 
-__all__ = ["config", "memory", "Parameter", "activations", "initializers", "losses", "metrics", "optimizers",
+__all__ = ["config", "memory", "threads", "Parameter", "activations", "initializers", "losses", "metrics", "optimizers",
            "layers", "models", "callbacks", "check_gradients", "clear_session", "__version__"]
 
 

@@ -18,14 +18,12 @@ Example::
 import os
 from contextlib import contextmanager
 
-from minidl import memory
+from minidl import memory, threads
 
-# Numba's OpenMP threads and OpenBLAS's threads take turns on the same cores.
-# With OpenMP's default (spin-wait after each parallel loop) the idle Numba
-# threads burn the cores BLAS needs: measured 4x slower training steps on 2
-# cores. Passive waiting hands the cores over at once. Set before Numba's
-# OpenMP runtime loads; a value the user set is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+# Numba's OpenMP threads and OpenBLAS's threads take turns on the same cores: each pool
+# must hand them over at once instead of spinning (training steps were 4x slower with
+# OpenMP's default spin). See minidl/threads.py; values the user set are kept.
+threads.hand_over_cores_quickly()
 
 # Recycle freed large arrays instead of faulting in fresh pages for every new one
 # (a training step 1.2-1.3x faster; see minidl/memory.py). MINIDL_KEEP_FREED_MEMORY=0 opts out.
