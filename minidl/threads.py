@@ -21,6 +21,8 @@ loop, which then runs at half speed. Measured on the project's 2-core VMs:
 started OpenBLAS before minidl is imported, so the OpenBLAS setting is also applied to the
 running library: it re-reads its environment, and its threads restart with the new setting
 on the next product. Where that is not possible (another BLAS, another OS), nothing changes.
+The restart happens once, at ``import minidl``: import minidl at the top of a script, not
+while another thread of yours is inside a NumPy matrix product.
 
 Example::
 
