@@ -36,6 +36,14 @@ from .geometry import padded_output_size
 
 
 @njit(cache=True)
+def _clipped_window(out_index, stride, pad_before, pool, in_size):
+    """[start, stop) of output cell ``out_index``'s window along one axis, clipped to the
+    input: padded cells never take part (TF's max and average pooling)."""
+    first = out_index * stride - pad_before
+    return max(first, 0), min(first + pool, in_size)
+
+
+@njit(cache=True)
 def _window_counts(out_size, in_size, pool, stride, pad_before, like):
     """Number of in-bounds cells of each window along one axis, in the dtype of ``like``.
 
@@ -45,7 +53,8 @@ def _window_counts(out_size, in_size, pool, stride, pad_before, like):
     """
     counts = np.empty(out_size, dtype=like.dtype)
     for o in range(out_size):
-        counts[o] = min(o * stride - pad_before + pool, in_size) - max(o * stride - pad_before, 0)
+        start, stop = _clipped_window(o, stride, pad_before, pool, in_size)
+        counts[o] = stop - start
     return counts
 
 
@@ -57,12 +66,9 @@ def _max_pool_forward_kernel(x, pool_h, pool_w, stride_h, stride_w, top, left, o
     for image_row in prange(batch * out_h):
         n = image_row // out_h
         oh = image_row % out_h
-        # Clip the window to the input: padded cells never compete.
-        h_start = max(oh * stride_h - top, 0)
-        h_stop = min(oh * stride_h - top + pool_h, height)
+        h_start, h_stop = _clipped_window(oh, stride_h, top, pool_h, height)
         for ow in range(out_w):
-            w_start = max(ow * stride_w - left, 0)
-            w_stop = min(ow * stride_w - left + pool_w, width)
+            w_start, w_stop = _clipped_window(ow, stride_w, left, pool_w, width)
             # The output cells are the running max: this thread owns them, no scratch needed.
             best = y[n, oh, ow]
             best_index = argmax[n, oh, ow]
@@ -112,11 +118,9 @@ def _avg_pool_forward_kernel(x, pool_h, pool_w, stride_h, stride_w, top, left, o
     for image_row in prange(batch * out_h):
         n = image_row // out_h
         oh = image_row % out_h
-        h_start = max(oh * stride_h - top, 0)
-        h_stop = min(oh * stride_h - top + pool_h, height)
+        h_start, h_stop = _clipped_window(oh, stride_h, top, pool_h, height)
         for ow in range(out_w):
-            w_start = max(ow * stride_w - left, 0)
-            w_stop = min(ow * stride_w - left + pool_w, width)
+            w_start, w_stop = _clipped_window(ow, stride_w, left, pool_w, width)
             total = y[n, oh, ow]  # the output cells are the running sum
             for c in range(channels):
                 total[c] = 0.0

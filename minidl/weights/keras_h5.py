@@ -179,17 +179,21 @@ def read_layers_from_group(group, path="<file>"):
                 f"'{path}' lists layer '{layer_name}' in layer_names but has no group "
                 f"'/{layer_name}' (the file is damaged or was not written by Keras)"
             )
-        layer_group = group[layer_name]
-        weights = []
-        for weight_name in load_attribute_list(layer_group, "weight_names"):
-            if weight_name not in layer_group:
-                raise WeightsFileError(
-                    f"'{path}': layer '{layer_name}' lists weight '{weight_name}' but the "
-                    f"dataset '{layer_group.name}/{weight_name}' is missing"
-                )
-            weights.append((weight_name, np.asarray(layer_group[weight_name])))
-        layers.append(LayerWeights(layer_name, weights))
+        layers.append(read_layer_group(group[layer_name], layer_name, path))
     return layers
+
+
+def read_layer_group(layer_group, layer_name, path="<file>"):
+    """One layer's weights, in its ``weight_names`` order (Keras and minidl files alike)."""
+    weights = []
+    for weight_name in load_attribute_list(layer_group, "weight_names"):
+        if weight_name not in layer_group:
+            raise WeightsFileError(
+                f"'{path}': layer '{layer_name}' lists weight '{weight_name}' but the "
+                f"dataset '{layer_group.name}/{weight_name}' is missing"
+            )
+        weights.append((weight_name, np.asarray(layer_group[weight_name])))
+    return LayerWeights(layer_name, weights)
 
 
 def read_keras_h5(path):

@@ -34,7 +34,8 @@ import h5py
 import numpy as np
 
 from minidl.utils.files import atomic_write
-from minidl.weights.keras_h5 import LayerWeights, WeightsFileError, open_hdf5, translating_read_errors
+from minidl.weights.keras_h5 import (LayerWeights, WeightsFileError, open_hdf5, read_layer_group,
+                                     translating_read_errors)
 
 FORMAT_NAME = "minidl-weights"
 FORMAT_VERSION = 1
@@ -133,16 +134,7 @@ def read_minidl_group(group, path="<file>"):
             raise WeightsFileError(
                 f"'{path}' lists layer '{layer_name}' but has no group '/weights/{layer_name}'"
             )
-        weights = []
-        for weight_name in layer_group.attrs["weight_names"]:
-            weight_name = _decode(weight_name)
-            if weight_name not in layer_group:
-                raise WeightsFileError(
-                    f"'{path}': layer '{layer_name}' lists weight '{weight_name}' but the "
-                    f"dataset '/weights/{layer_name}/{weight_name}' is missing"
-                )
-            weights.append((weight_name, np.asarray(layer_group[weight_name])))
-        layers.append(LayerWeights(layer_name, weights))
+        layers.append(read_layer_group(layer_group, layer_name, path))
     return layers
 
 
