@@ -86,6 +86,23 @@ def _row_chunks(total_rows, out_w, depth, filters, itemsize):
     return rows_per_chunk, chunks
 
 
+def _cols_in_chunks(x, kernel_shape, strides, pads, out_h, out_w):
+    """Yield ``(first_row, pixels, cols)`` chunk by chunk: ``cols`` is im2col(x)[pixels].
+
+    ``cols`` is a view of one buffer that the next chunk overwrites: use it (or write into
+    it) before asking for the next chunk.
+    """
+    kernel_h, kernel_w, channels, filters = kernel_shape
+    x = np.ascontiguousarray(x)  # once here, not once per chunk inside the kernels
+    depth = kernel_h * kernel_w * channels
+    rows_per_chunk, chunks = _row_chunks(x.shape[0] * out_h, out_w, depth, filters, x.dtype.itemsize)
+    buffer = np.empty((rows_per_chunk * out_w, depth), dtype=x.dtype)
+    for first_row, row_count in chunks:
+        cols = buffer[: row_count * out_w]  # the last chunk may be shorter
+        kernels.im2col_rows(x, (kernel_h, kernel_w), strides, pads, first_row, row_count, cols)
+        yield first_row, slice(first_row * out_w, (first_row + row_count) * out_w), cols
+
+
 def _is_pointwise(kernel, strides, pads):
     """1x1 kernel, stride 1, no padding: the convolution is a plain matrix product."""
     no_padding = tuple(pads[0]) == (0, 0) and tuple(pads[1]) == (0, 0)
@@ -102,16 +119,9 @@ def conv2d_forward(x, kernel, strides, pads):
         return y_2d.reshape(x.shape[:3] + (filters,))
     out_h, out_w = padded_output_size(x.shape, (kernel_h, kernel_w), strides, pads,
                                       where="minidl/kernels/conv.py conv2d_forward")
-    x = np.ascontiguousarray(x)  # once here, not once per chunk inside the kernels
-    depth = kernel_h * kernel_w * channels
-    kernel_2d = kernel.reshape(depth, filters)
-    rows_per_chunk, chunks = _row_chunks(batch * out_h, out_w, depth, filters, x.dtype.itemsize)
+    kernel_2d = kernel.reshape(kernel_h * kernel_w * channels, filters)
     y_2d = np.empty((batch * out_h * out_w, filters), dtype=np.result_type(x.dtype, kernel.dtype))
-    cols_buffer = np.empty((rows_per_chunk * out_w, depth), dtype=x.dtype)  # reused by every chunk
-    for first_row, row_count in chunks:
-        pixels = slice(first_row * out_w, (first_row + row_count) * out_w)
-        cols = cols_buffer[: row_count * out_w]  # the last chunk may be shorter
-        kernels.im2col_rows(x, (kernel_h, kernel_w), strides, pads, first_row, row_count, cols)
+    for _, pixels, cols in _cols_in_chunks(x, kernel.shape, strides, pads, out_h, out_w):
         np.matmul(cols, kernel_2d, out=y_2d[pixels])
     return y_2d.reshape(batch, out_h, out_w, filters)
 
@@ -141,31 +151,22 @@ def conv2d_backward(grad_output, x, kernel, strides, pads, need_input_grad=True)
         if need_input_grad:
             grad_input = (grad_2d @ kernel.reshape(channels, filters).T).reshape(x.shape)
         return grad_input, grad_kernel
-    out_w = expected_w
-    x = np.ascontiguousarray(x)  # once here, not once per chunk inside the kernels
-    depth = kernel_h * kernel_w * channels
-    kernel_2d = kernel.reshape(depth, filters)
-    rows_per_chunk, chunks = _row_chunks(x.shape[0] * expected_h, out_w, depth, filters, x.dtype.itemsize)
-    cols_buffer = np.empty((rows_per_chunk * out_w, depth), dtype=x.dtype)  # reused by every chunk
-    grad_kernel_2d = np.empty((depth, filters), dtype=np.result_type(x.dtype, grad_output.dtype))
-    chunk_grad_kernel = np.empty_like(grad_kernel_2d) if len(chunks) > 1 else None
-    grad_input = grad_cols_buffer = None
+    kernel_2d = kernel.reshape(kernel_h * kernel_w * channels, filters)
+    grad_kernel_2d = np.empty(kernel_2d.shape, dtype=np.result_type(x.dtype, grad_output.dtype))
+    chunk_grad_kernel = None
+    grad_input = None
     if need_input_grad:
-        grad_dtype = np.result_type(grad_output.dtype, kernel.dtype)
-        grad_input = np.zeros(x.shape, dtype=grad_dtype)
-        # Once a chunk's cols have served grad_kernel, its grad_cols can reuse their buffer.
-        grad_cols_buffer = cols_buffer if grad_dtype == x.dtype else np.empty_like(cols_buffer, grad_dtype)
-    for first_row, row_count in chunks:
-        pixels = slice(first_row * out_w, (first_row + row_count) * out_w)
-        cols = cols_buffer[: row_count * out_w]  # the last chunk may be shorter
-        kernels.im2col_rows(x, (kernel_h, kernel_w), strides, pads, first_row, row_count, cols)
+        grad_input = np.zeros(x.shape, dtype=np.result_type(grad_output.dtype, kernel.dtype))
+    for first_row, pixels, cols in _cols_in_chunks(x, kernel.shape, strides, pads,
+                                                   expected_h, expected_w):
         if first_row == 0:  # the first chunk starts the sum, the others add to it
             np.matmul(cols.T, grad_2d[pixels], out=grad_kernel_2d)
         else:
-            np.matmul(cols.T, grad_2d[pixels], out=chunk_grad_kernel)
+            chunk_grad_kernel = np.matmul(cols.T, grad_2d[pixels], out=chunk_grad_kernel)
             grad_kernel_2d += chunk_grad_kernel
         if need_input_grad:
-            grad_cols = grad_cols_buffer[: row_count * out_w]
-            np.matmul(grad_2d[pixels], kernel_2d.T, out=grad_cols)
+            # cols has served grad_kernel: its buffer now takes this chunk's grad_cols.
+            grad_cols = cols if cols.dtype == grad_input.dtype else None
+            grad_cols = np.matmul(grad_2d[pixels], kernel_2d.T, out=grad_cols)
             kernels.col2im_rows_add(grad_cols, first_row, grad_input, (kernel_h, kernel_w), strides, pads)
     return grad_input, grad_kernel_2d.reshape(kernel.shape)
