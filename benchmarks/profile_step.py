@@ -18,6 +18,12 @@ compare two versions of a kernel while other jobs load the machine)::
 
 Output: one row per (layer type, phase, kernel) sorted by time, the share of the step,
 and an ``other`` row for what no timer covered (the graph walk, the loss, Python).
+
+At inference each Conv2D -> BatchNormalization -> ReLU chain runs fused (one line, "Conv2D +
+BatchNormalization + ReLU forward (fused)"); ``MINIDL_FUSE_INFERENCE=0`` splits it. When the
+forward chunks are shared between the cores (``minidl/kernels/chunk_workers.py``) their
+im2col, product and epilogue overlap on two threads, so they are timed together on the
+convolution's line; ``MINIDL_SHARE_CHUNKS=0`` runs the chunks in turn and times each part.
 """
 import argparse
 import collections
@@ -33,6 +39,7 @@ from bench_step import build_workshop_model, workshop_batch  # noqa: E402
 
 import minidl  # noqa: E402
 from minidl import kernels, layers, optimizers  # noqa: E402
+from minidl.kernels import chunk_workers  # noqa: E402
 from minidl.models import Model  # noqa: E402
 
 
@@ -80,17 +87,32 @@ def _leaf_layer_classes():
 
 # Kernel helpers inside the layers; each is timed on its own line (parent layer/phase + name).
 KERNEL_HELPERS = ("im2col", "col2im", "im2col_rows", "col2im_rows_add", "conv2d_forward",
-                  "conv2d_backward")
+                  "conv2d_backward", "batchnorm_inference_rows")
+
+
+# Per-chunk kernels: with the chunks shared between the cores (minidl/kernels/chunk_workers.py)
+# they run on two threads at once and overlap, so they cannot get lines of their own; the
+# convolution's line then holds im2col + product (+ batch norm + ReLU when fused).
+CHUNK_KERNELS = ("im2col_rows", "batchnorm_inference_rows")
+PHASES = {"forward": "forward", "backward": "backward",
+          "forward_with_epilogue": "+ BatchNormalization + ReLU forward (fused)"}
+
+
+def chunks_shared():
+    """Will convolutions share their chunks between the cores (after one kernel has run)?"""
+    kernels.relu_forward(np.zeros(4, np.float32))   # starts Numba's threading layer
+    return chunk_workers.sharing_available()
 
 
 def instrument(timer):
     for cls in _leaf_layer_classes():
-        for phase in ("forward", "backward"):
+        for phase, words in PHASES.items():
             if phase in cls.__dict__:
-                label = f"{cls.__name__} {phase}"
+                label = f"{cls.__name__} {words}"
                 setattr(cls, phase, timer.wrap(cls.__dict__[phase], lambda parent, label=label: label))
+    sharing = chunks_shared()
     for name in KERNEL_HELPERS:
-        if not hasattr(kernels, name):
+        if not hasattr(kernels, name) or (sharing and name in CHUNK_KERNELS):
             continue
         if name.startswith("conv2d"):
             # Whatever conv2d_forward/backward do besides im2col/col2im: the GEMMs.

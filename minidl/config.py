@@ -1,4 +1,4 @@
-"""Run-time configuration: which kernel implementation runs.
+"""Run-time configuration: which kernel implementation runs, and inference fusion.
 
 minidl has two implementations of every hot kernel (convolution, pooling,
 batch normalization, the augmentation warp):
@@ -10,10 +10,15 @@ Set the environment variable ``MINIDL_KERNELS=reference`` before importing
 minidl, or call :func:`set_kernel_path` at run time, to run everything on the
 reference path. Tests use this switch to prove the two agree.
 
+At inference a model runs each Conv2D -> BatchNormalization -> ReLU chain as one pass
+(``minidl/models/inference_fusion.py``; same numbers, less memory traffic).
+``MINIDL_FUSE_INFERENCE=0`` or :func:`set_inference_fusion` turns that off.
+
 Example::
 
     import minidl
     minidl.config.set_kernel_path("reference")
+    minidl.config.set_inference_fusion(False)
 """
 import os
 from contextlib import contextmanager
@@ -35,6 +40,8 @@ if _kernel_path not in _VALID_PATHS:
     raise ValueError(
         f"MINIDL_KERNELS must be one of {_VALID_PATHS}, got {_kernel_path!r}"
     )
+
+_inference_fusion = os.environ.get("MINIDL_FUSE_INFERENCE", "1").strip() != "0"
 
 
 def kernel_path():
@@ -70,3 +77,16 @@ def using_kernel_path(path):
         yield
     finally:
         set_kernel_path(previous)
+
+
+def inference_fusion():
+    """True when models fuse Conv2D -> BatchNormalization -> ReLU at inference (the default)."""
+    return _inference_fusion
+
+
+def set_inference_fusion(enabled):
+    """Fuse (True) or run every layer on its own (False) at inference; takes effect at once."""
+    global _inference_fusion
+    if not isinstance(enabled, bool):
+        raise TypeError(f"set_inference_fusion expects True or False, got {enabled!r}")
+    _inference_fusion = enabled

@@ -24,14 +24,20 @@ on the next product. Where that is not possible (another BLAS, another OS), noth
 The restart happens once, at ``import minidl``: import minidl at the top of a script, not
 while another thread of yours is inside a NumPy matrix product.
 
+:func:`single_threaded_blas` lets a block run OpenBLAS on the calling thread only, for
+code that shares the cores out itself (``minidl/kernels/chunk_workers.py``).
+
 Example::
 
     import minidl                       # calls hand_over_cores_quickly()
     minidl.threads.openblas_spin_setting()   # 4, or None if OpenBLAS is not found
+    with minidl.threads.single_threaded_blas():
+        y = a @ b                       # on this thread alone
 """
 import ctypes
 import os
 import sys
+from contextlib import contextmanager
 
 QUICK_OPENBLAS_TIMEOUT = "4"   # OpenBLAS spins 2**4 cycles, then sleeps (its minimum)
 
@@ -72,3 +78,50 @@ def hand_over_cores_quickly():
     if library is not None:
         library.openblas_read_env()       # picks up the new value...
         library.blas_thread_shutdown_()   # ...which its threads read when they restart
+
+
+# OpenBLAS's thread-count functions; NumPy's wheels ship it with prefixed names.
+_SET_THREADS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
+                "scipy_openblas_set_num_threads")
+_GET_THREADS = ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_",
+                "scipy_openblas_get_num_threads")
+
+
+def _blas_thread_functions():
+    """(get, set) for the loaded OpenBLAS's thread count, or None."""
+    library = _loaded_openblas()
+    if library is None:
+        return None
+    get = next((getattr(library, name) for name in _GET_THREADS if hasattr(library, name)), None)
+    set_ = next((getattr(library, name) for name in _SET_THREADS if hasattr(library, name)), None)
+    return None if get is None or set_ is None else (get, set_)
+
+
+_thread_functions = []   # found once: [(get, set) or None]
+
+
+def can_set_blas_threads():
+    """True when minidl found the running OpenBLAS's thread-count functions."""
+    if not _thread_functions:
+        _thread_functions.append(_blas_thread_functions())
+    return _thread_functions[0] is not None
+
+
+@contextmanager
+def single_threaded_blas():
+    """Within the block OpenBLAS runs each product on its calling thread alone.
+
+    The setting is process-wide (OpenBLAS has one), so use it from one thread at a time;
+    the previous thread count comes back at the end. Without a settable OpenBLAS
+    (see :func:`can_set_blas_threads`) it changes nothing.
+    """
+    if not can_set_blas_threads():
+        yield
+        return
+    get, set_ = _thread_functions[0]
+    previous = int(get())
+    set_(1)
+    try:
+        yield
+    finally:
+        set_(previous)

@@ -94,6 +94,19 @@ def batchnorm_inference(x, moving_mean, moving_variance, gamma, beta, epsilon):
         x, moving_mean, moving_variance, gamma, beta, epsilon)
 
 
+def batchnorm_inference_affine(moving_mean, moving_variance, gamma, beta, epsilon, channels, dtype):
+    """The per-channel constants of inference batch norm, prepared once per call; pass them
+    to :func:`batchnorm_inference_rows` (on the same kernel path)."""
+    return _module("batchnorm").batchnorm_inference_affine(
+        moving_mean, moving_variance, gamma, beta, epsilon, channels, dtype)
+
+
+def batchnorm_inference_rows(rows, affine, relu=False, out=None):
+    """Inference batch norm (then ReLU if ``relu``) of (n, C) ``rows`` into ``out``
+    (default: in place). Equal, bit for bit, to batchnorm_inference then relu_forward."""
+    return _module("batchnorm").batchnorm_inference_rows(rows, affine, relu, rows if out is None else out)
+
+
 # --- ReLU (elementwise; the layer caches its output, so the backward reads a, not z) ---
 def relu_forward(z):
     """a = max(0, z) (NaN stays NaN). See relu_reference.py."""
@@ -113,5 +126,6 @@ __all__ = [
     "im2col", "col2im", "im2col_rows", "col2im_rows_add", "conv2d_forward", "conv2d_backward",
     "max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward",
     "batchnorm_train_forward", "batchnorm_backward", "batchnorm_inference",
+    "batchnorm_inference_affine", "batchnorm_inference_rows",
     "relu_forward", "relu_backward",
 ]

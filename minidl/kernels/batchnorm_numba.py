@@ -56,15 +56,19 @@ def _mean_and_variance(rows):
     return shift + shifted_mean, variance
 
 
-@njit(cache=True, parallel=True)
-def _scale_and_shift(rows, center, scale, shift):
-    """out[i, c] = (rows[i, c] - center[c]) * scale[c] + shift[c]."""
+@njit(cache=True, parallel=True, nogil=True)   # nogil: a convolution's epilogue may run on two threads
+def _scale_and_shift(rows, center, scale, shift, relu, out):
+    """out[i, c] = (rows[i, c] - center[c]) * scale[c] + shift[c], then max(0, .) if relu.
+
+    ``out`` may be ``rows`` itself (each element is read before it is written).
+    """
     count, channels = rows.shape
-    out = np.empty_like(rows)
+    zero = rows.dtype.type(0)
     for i in prange(count):
         for c in range(channels):
-            out[i, c] = (rows[i, c] - center[c]) * scale[c] + shift[c]
-    return out
+            value = (rows[i, c] - center[c]) * scale[c] + shift[c]
+            # '<=' sends -0.0 to +0.0 and keeps NaN, exactly like relu_forward.
+            out[i, c] = zero if relu and value <= zero else value
 
 
 @njit(cache=True, parallel=True)
@@ -119,8 +123,9 @@ def batchnorm_train_forward(x, gamma, beta, epsilon):
     mean, variance = _mean_and_variance(rows)
     inv_std = 1.0 / np.sqrt(variance + epsilon)
     scale = _per_channel(gamma, 1.0, channels, np.float64) * inv_std
-    y = _scale_and_shift(rows, mean.astype(x.dtype), scale.astype(x.dtype),
-                         _per_channel(beta, 0.0, channels, x.dtype))
+    y = np.empty_like(rows)
+    _scale_and_shift(rows, mean.astype(x.dtype), scale.astype(x.dtype),
+                     _per_channel(beta, 0.0, channels, x.dtype), False, y)
     return y.reshape(x.shape), mean.astype(x.dtype), variance.astype(x.dtype), inv_std.astype(x.dtype)
 
 
@@ -146,9 +151,31 @@ def batchnorm_backward(grad_output, x, mean, inv_std, gamma):
 def batchnorm_inference(x, moving_mean, moving_variance, gamma, beta, epsilon):
     """y = gamma * (x - moving_mean) / sqrt(moving_variance + epsilon) + beta."""
     rows = _as_rows(x, "batchnorm_inference")
-    channels = rows.shape[1]
+    affine = batchnorm_inference_affine(moving_mean, moving_variance, gamma, beta, epsilon,
+                                        rows.shape[1], x.dtype)
+    return batchnorm_inference_rows(rows, affine, relu=False, out=np.empty_like(rows)).reshape(x.shape)
+
+
+def batchnorm_inference_affine(moving_mean, moving_variance, gamma, beta, epsilon, channels, dtype):
+    """The per-channel ``(center, scale, shift)`` that inference applies, in ``dtype``:
+    y = (x - center) * scale + shift, with scale = gamma / sqrt(moving_variance + epsilon)."""
     variance = _per_channel(moving_variance, 1.0, channels, np.float64)
     scale = _per_channel(gamma, 1.0, channels, np.float64) / np.sqrt(variance + epsilon)
-    y = _scale_and_shift(rows, _per_channel(moving_mean, 0.0, channels, x.dtype),
-                         scale.astype(x.dtype), _per_channel(beta, 0.0, channels, x.dtype))
-    return y.reshape(x.shape)
+    return (_per_channel(moving_mean, 0.0, channels, dtype), scale.astype(dtype),
+            _per_channel(beta, 0.0, channels, dtype))
+
+
+def batchnorm_inference_rows(rows, affine, relu, out):
+    """Apply ``affine`` (from :func:`batchnorm_inference_affine`) to (n, C) ``rows``, then
+    ReLU if ``relu``; writes ``out`` (which may be ``rows``: in place) and returns it."""
+    _check_rows_and_out(rows, out, "batchnorm_inference_rows")
+    center, scale, shift = affine
+    _scale_and_shift(rows, center, scale, shift, bool(relu), out)
+    return out
+
+
+def _check_rows_and_out(rows, out, where):
+    if rows.ndim != 2 or out.shape != rows.shape or out.dtype != rows.dtype:
+        raise ValueError(
+            f"minidl/kernels/batchnorm_numba.py {where}: rows must be 2-D (n, C) and out the same "
+            f"shape and dtype; got rows {rows.shape} {rows.dtype}, out {out.shape} {out.dtype}")

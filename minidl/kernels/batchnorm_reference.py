@@ -71,10 +71,38 @@ def batchnorm_backward(grad_output, x, mean, inv_std, gamma):
 
 def batchnorm_inference(x, moving_mean, moving_variance, gamma, beta, epsilon):
     """Normalize with the moving statistics: one multiply and one add per value."""
+    scale, shift = batchnorm_inference_affine(moving_mean, moving_variance, gamma, beta, epsilon,
+                                              x.shape[-1], x.dtype)
+    return x * scale + shift
+
+
+def batchnorm_inference_affine(moving_mean, moving_variance, gamma, beta, epsilon, channels, dtype):
+    """The per-channel ``(scale, shift)`` that inference applies, in ``dtype``:
+
+        y = x * scale + shift,   scale = gamma / sqrt(moving_variance + epsilon),
+                                 shift = beta - moving_mean * scale
+    """
     scale = 1.0 / np.sqrt(np.asarray(moving_variance, dtype=np.float64) + epsilon)
     if gamma is not None:
         scale = scale * gamma
     shift = -np.asarray(moving_mean, dtype=np.float64) * scale
     if beta is not None:
         shift = shift + beta
-    return x * scale.astype(x.dtype) + shift.astype(x.dtype)
+    return (np.broadcast_to(scale, (channels,)).astype(dtype),
+            np.broadcast_to(shift, (channels,)).astype(dtype))
+
+
+def batchnorm_inference_rows(rows, affine, relu, out):
+    """Apply ``affine`` (from :func:`batchnorm_inference_affine`) to (n, C) ``rows``, then
+    ReLU if ``relu``; writes ``out`` (which may be ``rows``: in place) and returns it.
+    The same operations in the same order as batchnorm_inference then relu_forward."""
+    if rows.ndim != 2 or out.shape != rows.shape or out.dtype != rows.dtype:
+        raise ValueError(
+            f"minidl/kernels/batchnorm_reference.py batchnorm_inference_rows: rows must be 2-D (n, C) "
+            f"and out the same shape and dtype; got rows {rows.shape} {rows.dtype}, out {out.shape} {out.dtype}")
+    scale, shift = affine
+    np.multiply(rows, scale, out=out)
+    out += shift
+    if relu:
+        np.maximum(out, 0, out=out)
+    return out

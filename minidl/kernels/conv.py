@@ -50,6 +50,7 @@ import numpy as np
 
 from minidl import kernels
 
+from .chunk_workers import for_each_chunk
 from .geometry import padded_output_size
 
 
@@ -109,21 +110,53 @@ def _is_pointwise(kernel, strides, pads):
     return kernel.shape[:2] == (1, 1) and tuple(strides) == (1, 1) and no_padding
 
 
-def conv2d_forward(x, kernel, strides, pads):
-    """Convolve NHWC ``x`` with HWIO ``kernel``; returns y (N, OH, OW, F)."""
+def conv2d_forward(x, kernel, strides, pads, epilogue=None):
+    """Convolve NHWC ``x`` with HWIO ``kernel``; returns y (N, OH, OW, F).
+
+    ``epilogue``, if given, is called as ``epilogue(y_rows)`` on each chunk of the output,
+    a (pixels, F) view, right after the chunk's product, while it is still in cache; it
+    must work in place. :mod:`minidl.models.inference_fusion` passes inference batch norm
+    + ReLU this way, so that the output is not read back from memory twice more.
+    """
     _check_shapes(x, kernel, "conv2d_forward")
     kernel_h, kernel_w, channels, filters = kernel.shape
     batch = x.shape[0]
     if _is_pointwise(kernel, strides, pads):
-        y_2d = x.reshape(-1, channels) @ kernel.reshape(channels, filters)
+        y_2d = _pointwise_forward(x.reshape(-1, channels), kernel.reshape(channels, filters), epilogue)
         return y_2d.reshape(x.shape[:3] + (filters,))
     out_h, out_w = padded_output_size(x.shape, (kernel_h, kernel_w), strides, pads,
                                       where="minidl/kernels/conv.py conv2d_forward")
-    kernel_2d = kernel.reshape(kernel_h * kernel_w * channels, filters)
+    x = np.ascontiguousarray(x)
+    depth = kernel_h * kernel_w * channels
+    kernel_2d = kernel.reshape(depth, filters)
     y_2d = np.empty((batch * out_h * out_w, filters), dtype=np.result_type(x.dtype, kernel.dtype))
-    for _, pixels, cols in _cols_in_chunks(x, kernel.shape, strides, pads, out_h, out_w):
-        np.matmul(cols, kernel_2d, out=y_2d[pixels])
+    rows_per_chunk, chunks = _row_chunks(batch * out_h, out_w, depth, filters, x.dtype.itemsize)
+
+    def convolve_chunk(chunk, buffer):
+        first_row, row_count = chunk
+        cols = buffer[: row_count * out_w]                # the last chunk may be shorter
+        kernels.im2col_rows(x, (kernel_h, kernel_w), strides, pads, first_row, row_count, cols)
+        pixels = y_2d[first_row * out_w: (first_row + row_count) * out_w]
+        np.matmul(cols, kernel_2d, out=pixels)
+        if epilogue is not None:
+            epilogue(pixels)
+
+    # Each chunk on one core, both cores at once when possible (see chunk_workers.py).
+    for_each_chunk(chunks, lambda: np.empty((rows_per_chunk * out_w, depth), dtype=x.dtype), convolve_chunk)
     return y_2d.reshape(batch, out_h, out_w, filters)
+
+
+def _pointwise_forward(x_2d, kernel_2d, epilogue):
+    """y_2d = x_2d @ kernel_2d, then the epilogue on all of it.
+
+    Not chunked: a 1x1 layer's whole output is at most 2 MB here (it stays in cache), and
+    a product cut into chunks may round differently from the whole one (BLAS picks its
+    blocking by size), while the fused and unfused results should be equal bit for bit.
+    """
+    y_2d = x_2d @ kernel_2d
+    if epilogue is not None:
+        epilogue(y_2d)
+    return y_2d
 
 
 def conv2d_backward(grad_output, x, kernel, strides, pads, need_input_grad=True):

@@ -34,7 +34,7 @@ from .conv_reference import check_chunk_arguments
 from .geometry import padded_output_size
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)   # nogil: chunk_workers.py runs it on two threads
 def _im2col_rows_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left, out_h, out_w,
                         first_row, row_count, cols):
     batch, height, width, channels = x.shape

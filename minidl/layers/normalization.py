@@ -87,6 +87,14 @@ class BatchNormalization(Layer):
         self._keep(("inference", inputs, moving_mean, inv_std, gamma))
         return output
 
+    def inference_affine(self, like, channels):
+        """The per-channel constants of the inference forward, for inputs of ``like``'s dtype
+        (see ``kernels.batchnorm_inference_affine``); used by inference fusion."""
+        return kernels.batchnorm_inference_affine(
+            self._cast_param(self.moving_mean, like), self._cast_param(self.moving_variance, like),
+            self._optional(self.gamma, like), self._optional(self.beta, like), self.epsilon, channels,
+            like.dtype)
+
     def _update_moving_statistics(self, mean, variance, count):
         unbiased_variance = variance * (count / max(count - 1, 1))   # Bessel's correction, as tf.keras
         m = self.momentum

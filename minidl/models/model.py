@@ -22,9 +22,11 @@ Example::
 """
 import numpy as np
 
+from minidl import config
 from minidl.layers.base import Layer, SymbolicTensor, _describe_shape, is_recording
 from minidl.layers.input_layer import InputLayer
 from minidl.models.graph import check_connected, map_graph
+from minidl.models.inference_fusion import plan_fusions
 from minidl.models.training import TrainingMixin
 
 
@@ -168,15 +170,23 @@ class Model(TrainingMixin, Layer):
         remaining = dict(self._consumers)
         keep = {id(t) for t in self.outputs}
         node_caches = {} if is_recording() else None
+        fused = self._fused_steps() if not training and node_caches is None else {}
         for node in self._nodes:
             if all(id(t) in values for t in node.output_tensors):
                 continue
-            layer = node.layer
-            node_inputs = [values[id(t)] for t in node.input_tensors]
-            output = layer.forward(node_inputs if len(node_inputs) > 1 else node_inputs[0], training=training)
-            values[id(node.output_tensors[0])] = output
-            if node_caches is not None:
-                node_caches[node] = layer._cache
+            if node in fused:
+                step = fused[node]
+                if step is None:
+                    continue                        # run by its convolution's fused step
+                values[id(step.output_tensor)] = step.run(values[id(step.input_tensor)])
+            else:
+                layer = node.layer
+                node_inputs = [values[id(t)] for t in node.input_tensors]
+                output = layer.forward(node_inputs if len(node_inputs) > 1 else node_inputs[0],
+                                       training=training)
+                values[id(node.output_tensors[0])] = output
+                if node_caches is not None:
+                    node_caches[node] = layer._cache
             for tensor in node.input_tensors:       # free arrays nobody needs any more
                 remaining[id(tensor)] -= 1
                 if remaining[id(tensor)] == 0 and id(tensor) not in keep:
@@ -184,6 +194,15 @@ class Model(TrainingMixin, Layer):
         self._keep(node_caches)
         outputs = [values[id(t)] for t in self.outputs]
         return outputs[0] if self._single_output else outputs
+
+    def _fused_steps(self):
+        """Inference: this graph's Conv2D -> BatchNormalization -> ReLU chains, found once
+        (see ``minidl/models/inference_fusion.py``); {} when fusion is switched off."""
+        if not config.inference_fusion():
+            return {}
+        if getattr(self, "_fusion_plan", None) is None:
+            self._fusion_plan = plan_fusions(self._nodes, self._input_ids, [id(t) for t in self.outputs])
+        return self._fusion_plan
 
     def _ensure_graph_for(self, inputs):
         if not self._graph_ready:

@@ -1,0 +1,117 @@
+"""Inference fusion: Conv2D -> BatchNormalization -> ReLU as one pass over memory.
+
+InceptionV3 is 94 times the same three layers (Keras's ``conv2d_bn``)::
+
+    z = conv(x)          # Conv2D without bias or activation
+    b = batchnorm(z)     # at inference: b = (z - moving_mean) * scale + beta, per channel
+    a = relu(b)          # Activation('relu')
+
+Run one after the other, each layer makes a full new array: the product writes z to
+memory, batch norm reads it back and writes b, ReLU reads b back and writes a. At
+inference batch norm and ReLU act on every value on its own, so they can be applied to
+each chunk of z as soon as the convolution's product has made it, while it is still in
+cache: the convolution's ``epilogue`` (see ``minidl/kernels/conv.py``). z is written once,
+b and a never exist as arrays of their own. The numbers are the same, bit for bit: the
+same operations in the same order (``tests/test_inference_fusion.py`` checks it on both
+kernel paths).
+
+When it applies -- all of these hold, else the layers run one by one as usual:
+
+* ``Model.forward`` with ``training=False`` and no backward to follow (``predict``,
+  ``evaluate``, ``predict_on_batch``...); Grad-CAM, which needs every layer's cache for
+  its backward, runs unfused;
+* a Conv2D without bias and with a linear activation, whose output goes only to a
+  BatchNormalization (no other layer reads it, it is not a model output);
+* then, if the batch norm's output goes only to an ``Activation('relu')``, that too.
+
+Measured on InceptionV3 (batch 5, 299x299, 2 cores): see ``benchmarks/README.md``.
+``minidl.config.set_inference_fusion(False)`` (or ``MINIDL_FUSE_INFERENCE=0``) runs every
+layer on its own, to compare.
+
+Example::
+
+    steps = plan_fusions(model._nodes, input_ids, output_ids)
+    # {conv node: ConvBatchNormReLU(...), its batch-norm node: None, its ReLU node: None, ...}
+"""
+from collections import defaultdict
+
+from minidl import kernels
+from minidl.layers.activation import Activation
+from minidl.layers.conv import Conv2D
+from minidl.layers.normalization import BatchNormalization
+
+
+class ConvBatchNormReLU:
+    """One fused step: a convolution node, the batch-norm node reading it, and maybe a ReLU."""
+
+    def __init__(self, conv_node, norm_node, relu_node=None):
+        self.conv = conv_node.layer
+        self.norm = norm_node.layer
+        self.relu = relu_node is not None
+        self.nodes = [conv_node, norm_node] + ([relu_node] if self.relu else [])
+        self.input_tensor = conv_node.input_tensors[0]
+        self.output_tensor = self.nodes[-1].output_tensors[0]
+
+    def run(self, x):
+        """relu(batchnorm(conv(x))) with batch norm and ReLU applied chunk by chunk."""
+        affine = self.norm.inference_affine(x, self.conv.filters)
+        relu = self.relu
+
+        def batchnorm_then_relu(rows):
+            kernels.batchnorm_inference_rows(rows, affine, relu=relu)
+
+        return self.conv.forward_with_epilogue(x, batchnorm_then_relu)
+
+    def __repr__(self):
+        names = " -> ".join(node.layer.name for node in self.nodes)
+        return f"ConvBatchNormReLU({names})"
+
+
+def plan_fusions(nodes, input_ids, output_ids):
+    """Find the fusable chains among ``nodes`` (a model's nodes in execution order).
+
+    Returns a dict: each chain's convolution node maps to its :class:`ConvBatchNormReLU`,
+    and the batch-norm and ReLU nodes it absorbs map to None (run by the step, skip them).
+    ``input_ids`` / ``output_ids`` are the ids of the model's input and output tensors:
+    neither can be skipped as an intermediate.
+    """
+    readers = defaultdict(list)
+    for node in nodes:
+        for tensor in node.input_tensors:
+            readers[id(tensor)].append(node)
+    boundary = set(input_ids) | set(output_ids)
+
+    def sole_reader(node):
+        """The only node reading ``node``'s output, if it is an intermediate; else None."""
+        tensor = node.output_tensors[0]
+        if id(tensor) in boundary or len(readers[id(tensor)]) != 1:
+            return None
+        return readers[id(tensor)][0]
+
+    steps = {}
+    for node in nodes:
+        if not _is_plain_convolution(node.layer) or id(node.output_tensors[0]) in boundary:
+            continue
+        norm_node = sole_reader(node)
+        if norm_node is None or not isinstance(norm_node.layer, BatchNormalization):
+            continue
+        if id(norm_node.output_tensors[0]) in set(input_ids):
+            continue
+        relu_node = sole_reader(norm_node)
+        if relu_node is not None and (not _is_relu(relu_node.layer)
+                                      or id(relu_node.output_tensors[0]) in set(input_ids)):
+            relu_node = None
+        step = ConvBatchNormReLU(node, norm_node, relu_node)
+        steps[node] = step
+        for absorbed in step.nodes[1:]:
+            steps[absorbed] = None
+    return steps
+
+
+def _is_plain_convolution(layer):
+    """A Conv2D that only convolves: no bias, no activation (Keras's conv2d_bn)."""
+    return isinstance(layer, Conv2D) and not layer.use_bias and layer.activation.name == "linear"
+
+
+def _is_relu(layer):
+    return isinstance(layer, Activation) and layer.activation.name == "relu"

@@ -1,0 +1,179 @@
+"""Inference fusion: Conv2D -> BatchNormalization -> ReLU run as one pass, same numbers.
+
+minidl/models/inference_fusion.py finds the chains and Model.forward runs each as the
+convolution with batch norm + ReLU applied to each output chunk (the epilogue). These
+tests pin down:
+
+* which chains are fused -- and which are not: a bias, an activation on the convolution,
+  an intermediate read by a second layer or returned by the model, a sigmoid after BN;
+* that predict gives the same numbers bit for bit with fusion on and off, on both kernel
+  paths, in float32 and float64, for a whole InceptionV3 with non-trivial BN statistics;
+* that a forward that keeps caches for backward (Grad-CAM) is never fused;
+* the kernels the epilogue uses: batchnorm_inference_rows == batchnorm_inference then
+  relu_forward, bit for bit, in place or not, NaN and -0.0 included;
+* conv2d_forward hands every output row to the epilogue exactly once, as views of y.
+"""
+import numpy as np
+import pytest
+
+from minidl import applications, config, kernels
+from minidl.layers import Activation, BatchNormalization, Concatenate, Conv2D, Input
+from minidl.layers.base import no_backward
+from minidl.models import Model
+from minidl.models.inference_fusion import ConvBatchNormReLU
+
+
+@pytest.fixture
+def fusion_on():
+    previous = config.inference_fusion()
+    config.set_inference_fusion(True)
+    yield
+    config.set_inference_fusion(previous)
+
+
+def _randomize_batch_norms(model, rng):
+    """Moving statistics far from (0, 1) and gamma/beta far from (1, 0): BN really acts."""
+    for layer in model.layers:
+        if isinstance(layer, BatchNormalization):
+            channels = layer.moving_mean.value.shape
+            layer.moving_mean.value = rng.normal(0, 0.5, channels).astype(layer.moving_mean.dtype)
+            layer.moving_variance.value = rng.uniform(0.2, 3, channels).astype(layer.moving_variance.dtype)
+            if layer.gamma is not None:
+                layer.gamma.value = rng.uniform(-2, 2, channels).astype(layer.gamma.dtype)
+            if layer.beta is not None:
+                layer.beta.value = rng.normal(0, 1, channels).astype(layer.beta.dtype)
+
+
+def _fused_chains(model):
+    return [[node.layer.name for node in step.nodes]
+            for step in model._fused_steps().values() if step is not None]
+
+
+def test_plan_fuses_plain_chains_and_leaves_the_rest(fusion_on):
+    inputs = Input((9, 9, 3))
+    a = Activation("relu", name="a_relu")(BatchNormalization(name="a_bn")(
+        Conv2D(4, 3, padding="same", use_bias=False, name="a_conv")(inputs)))
+    # a bias: not fused
+    b = Activation("relu", name="b_relu")(BatchNormalization(name="b_bn")(
+        Conv2D(4, 3, padding="same", name="b_conv")(inputs)))
+    # an activation on the convolution: not fused
+    c = BatchNormalization(name="c_bn")(Conv2D(4, 1, use_bias=False, activation="relu", name="c_conv")(inputs))
+    # the convolution's output read twice: not fused
+    d_conv = Conv2D(4, 1, use_bias=False, name="d_conv")(inputs)
+    d = BatchNormalization(name="d_bn")(d_conv)
+    # a sigmoid after BN: conv + BN fused, the sigmoid runs alone
+    e = Activation("sigmoid", name="e_sigmoid")(BatchNormalization(name="e_bn")(
+        Conv2D(4, 1, use_bias=False, name="e_conv")(inputs)))
+    # BN output read twice: conv + BN fused, no ReLU
+    f_bn = BatchNormalization(name="f_bn")(Conv2D(4, 1, use_bias=False, name="f_conv")(inputs))
+    f = Activation("relu", name="f_relu")(f_bn)
+    merged = Concatenate()([a, b, c, d_conv, d, e, f, f_bn])
+    # BN output is a model output: conv + BN fused, the ReLU after it stays separate
+    g_bn = BatchNormalization(name="g_bn")(Conv2D(4, 1, use_bias=False, name="g_conv")(inputs))
+    g = Activation("relu", name="g_relu")(g_bn)
+    model = Model(inputs, [merged, g_bn, g])
+    chains = sorted(_fused_chains(model))
+    assert chains == [["a_conv", "a_bn", "a_relu"], ["e_conv", "e_bn"], ["f_conv", "f_bn"],
+                      ["g_conv", "g_bn"]]
+
+    rng = np.random.default_rng(3)
+    _randomize_batch_norms(model, rng)
+    x = rng.normal(size=(2, 9, 9, 3)).astype(np.float32)
+    fused = model.predict_on_batch(x)
+    config.set_inference_fusion(False)
+    assert model._fused_steps() == {}
+    unfused = model.predict_on_batch(x)
+    for got, expected in zip(fused, unfused):
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_inception_predict_is_the_same_fused_or_not(kernel_path, dtype, fusion_on):
+    model = applications.InceptionV3(weights=None, include_top=False, input_shape=(75, 75, 3))
+    _randomize_batch_norms(model, np.random.default_rng(7))
+    assert len(_fused_chains(model)) == 94                 # every conv2d_bn of Keras's network
+    x = np.random.default_rng(8).normal(size=(2, 75, 75, 3)).astype(dtype)
+    fused = model.predict_on_batch(x)
+    config.set_inference_fusion(False)
+    unfused = model.predict_on_batch(x)
+    assert fused.dtype == unfused.dtype == dtype
+    assert np.abs(unfused).max() > 0.1                     # the network did not collapse to zeros
+    np.testing.assert_array_equal(fused, unfused)
+
+
+def test_a_forward_that_keeps_caches_is_not_fused(fusion_on):
+    inputs = Input((6, 6, 2))
+    outputs = Activation("relu")(BatchNormalization()(Conv2D(3, 3, use_bias=False)(inputs)))
+    model = Model(inputs, outputs)
+    x = np.random.default_rng(0).normal(size=(1, 6, 6, 2)).astype(np.float64)
+    calls = []
+    original = ConvBatchNormReLU.run
+    ConvBatchNormReLU.run = lambda self, x: calls.append(1) or original(self, x)
+    try:
+        recorded = model.forward(x, training=False)        # recording: Grad-CAM's way
+        grad = model.backward(np.ones_like(recorded))      # works: every layer kept its cache
+        assert calls == [] and grad.shape == x.shape
+        with no_backward():
+            fused = model.forward(x, training=False)
+        assert calls == [1]
+        np.testing.assert_array_equal(fused, recorded)
+    finally:
+        ConvBatchNormReLU.run = original
+
+
+def test_set_inference_fusion_wants_a_bool():
+    with pytest.raises(TypeError, match="set_inference_fusion"):
+        config.set_inference_fusion("no")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batchnorm_inference_rows_equals_batchnorm_then_relu(kernel_path, dtype):
+    rng = np.random.default_rng(5)
+    rows = rng.normal(size=(300, 7)).astype(dtype)
+    rows[0, :3] = [np.nan, -0.0, np.inf]
+    mean, variance = rng.normal(size=7), rng.uniform(0.1, 2, 7)
+    gamma, beta = rng.normal(size=7), rng.normal(size=7)
+    for g, b in ((gamma, beta), (None, None)):
+        affine = kernels.batchnorm_inference_affine(mean.astype(dtype), variance.astype(dtype), g, b, 1e-3, 7, dtype)
+        normalized = kernels.batchnorm_inference(rows, mean.astype(dtype), variance.astype(dtype), g, b, 1e-3)
+        expected = kernels.relu_forward(normalized)
+        out = np.empty_like(rows)
+        assert kernels.batchnorm_inference_rows(rows, affine, relu=True, out=out) is out
+        np.testing.assert_array_equal(out, expected)
+        assert not np.signbit(out[~np.isnan(out)]).any()  # -0.0 became +0.0, as relu_forward
+        np.testing.assert_array_equal(kernels.batchnorm_inference_rows(rows, affine, relu=False,
+                                                                       out=np.empty_like(rows)), normalized)
+        in_place = rows.copy()
+        kernels.batchnorm_inference_rows(in_place, affine, relu=True)
+        np.testing.assert_array_equal(in_place, expected)
+
+
+def test_batchnorm_inference_rows_rejects_a_wrong_out(kernel_path):
+    rows = np.zeros((4, 3), np.float32)
+    affine = kernels.batchnorm_inference_affine(np.zeros(3), np.ones(3), None, None, 1e-3, 3, np.float32)
+    with pytest.raises(ValueError, match="batchnorm_inference_rows"):
+        kernels.batchnorm_inference_rows(rows, affine, out=np.zeros((4, 3), np.float64))
+
+
+@pytest.mark.parametrize("kernel_size,padding", [((3, 3), "same"), ((1, 1), "valid"), ((1, 7), "same")])
+def test_conv_epilogue_sees_every_output_row_once(kernel_path, kernel_size, padding, monkeypatch):
+    import minidl.kernels.conv as conv_module
+    monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 256)   # many chunks
+    monkeypatch.setattr(conv_module, "_KERNEL_MULTIPLE", 0)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3, 11, 9, 4))
+    kernel = rng.normal(size=kernel_size + (4, 5))
+    _, _, pads = kernels.conv_geometry(x.shape, kernel_size, (1, 1), padding)
+    plain = kernels.conv2d_forward(x, kernel, (1, 1), pads)
+    seen = []
+
+    def epilogue(rows):
+        assert rows.shape[1] == 5
+        seen.append(rows.shape[0])
+        rows *= 2.0
+
+    doubled = kernels.conv2d_forward(x, kernel, (1, 1), pads, epilogue=epilogue)
+    assert sum(seen) == plain.size // 5
+    if kernel_size != (1, 1):
+        assert len(seen) > 1
+    np.testing.assert_allclose(doubled, 2.0 * plain, rtol=1e-12, atol=1e-12)
