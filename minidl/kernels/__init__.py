@@ -26,12 +26,18 @@ from .geometry import conv_geometry, output_size_and_padding, padded_output_size
 _REFERENCE_ONLY = frozenset()
 
 
+_modules = {}   # (family, path) -> module: found once (this runs ~1000 times per inference)
+
+
 def _module(family):
     """Return the module implementing ``family`` ('conv', 'pooling', ...) on the active path."""
     path = config.kernel_path()
     if family in _REFERENCE_ONLY:
         path = "reference"
-    return importlib.import_module(f"{__name__}.{family}_{path}")
+    module = _modules.get((family, path))
+    if module is None:
+        module = _modules[family, path] = importlib.import_module(f"{__name__}.{family}_{path}")
+    return module
 
 
 # --- convolution: im2col / col2im and their chunked forms (conv2d_* live in conv.py) ---

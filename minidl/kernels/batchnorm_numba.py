@@ -113,7 +113,10 @@ def _per_channel(values, default, channels, dtype):
     """gamma/beta/statistics as a contiguous (C,) array of ``dtype`` (None -> default)."""
     if values is None:
         return np.full(channels, default, dtype=dtype)
-    return np.ascontiguousarray(np.broadcast_to(np.asarray(values, dtype=dtype), (channels,)))
+    values = np.asarray(values, dtype=dtype)
+    if values.shape == (channels,) and values.flags.c_contiguous:
+        return values                       # the usual case, without broadcast_to's cost
+    return np.ascontiguousarray(np.broadcast_to(values, (channels,)))
 
 
 def batchnorm_train_forward(x, gamma, beta, epsilon):
