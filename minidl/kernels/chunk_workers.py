@@ -75,7 +75,6 @@ def for_each_chunk(chunks, make_buffer, process):
         for chunk in chunks:
             process(chunk, buffer)
         return
-    import numba
     next_index = itertools.count()   # next() on it is atomic under the GIL
     failed = threading.Event()
 
@@ -91,13 +90,44 @@ def for_each_chunk(chunks, make_buffer, process):
                 failed.set()
                 raise
 
+    _on_two_threads(take_chunks, take_chunks)
+
+
+def for_each_half(chunks, middle, process_half):
+    """Run ``process_half(half, previous)`` on ``chunks[:middle]`` (the caller) and on
+    ``chunks[middle:]`` (a helper thread) at the same time.
+
+    ``previous`` is the chunk just before the half (None for the first), so that a half can
+    tell which of its chunks touch the same memory as the other half's last chunk (the
+    convolution's backward adds overlapping input rows). Returns the list of the halves'
+    results, in order; a single result, of all chunks in turn (previous None), when
+    ``middle`` is None or sharing is not available. Unlike :func:`for_each_chunk` the split
+    is fixed, so sums made per half are added in the same order every run.
+    """
+    if middle is None or not 0 < middle < len(chunks) or not sharing_available():
+        return [process_half(chunks, None)]
+    results = [None, None]
+
+    def first_half():
+        results[0] = process_half(chunks[:middle], None)
+
+    def second_half():
+        results[1] = process_half(chunks[middle:], chunks[middle - 1])
+
+    _on_two_threads(first_half, second_half)
+    return results
+
+
+def _on_two_threads(caller_work, helper_work):
+    """Run both at once, each thread with single-threaded BLAS and Numba loops."""
+    import numba
     caller_threads = numba.get_num_threads()
     with threads.single_threaded_blas():
         numba.set_num_threads(1)     # this thread's Numba loops only (the setting is per thread)
         try:
-            helper = _helper_thread().submit(take_chunks)
+            helper = _helper_thread().submit(helper_work)
             try:
-                take_chunks()
+                caller_work()
             finally:
                 helper.result()      # wait for it, and raise its error if it had one
         finally:

@@ -50,7 +50,7 @@ import numpy as np
 
 from minidl import kernels
 
-from .chunk_workers import for_each_chunk
+from .chunk_workers import for_each_chunk, for_each_half
 from .geometry import padded_output_size
 
 
@@ -72,36 +72,43 @@ def _check_shapes(x, kernel, where):
 # can shrink them to force many chunks.
 _CHUNK_BYTES = 2 * 2**20
 _KERNEL_MULTIPLE = 4
+# Backward splits a layer's rows between the cores only from this many chunks on: with
+# fewer, one core's half is mostly waiting for its single product (measured, see
+# chunk_workers.py).
+_MIN_CHUNKS_TO_SPLIT_BACKWARD = 4
 
 
 def _row_chunks(total_rows, out_w, depth, filters, itemsize):
-    """Split output rows 0..total_rows-1 into chunks of about ``_CHUNK_BYTES`` of ``cols``.
+    """Split output rows 0..total_rows-1 into chunks of at most about ``_CHUNK_BYTES`` of ``cols``.
 
-    Returns ``(rows_per_chunk, [(first_row, row_count), ...])``; only the last chunk may be
-    shorter. One output row is OW rows of ``cols``, i.e. OW * depth * itemsize bytes.
+    Returns ``(rows_per_chunk, [(first_row, row_count), ...])``: as few chunks as that
+    allows, of equal sizes (give or take a row); ``rows_per_chunk`` is the largest. One
+    output row is OW rows of ``cols``, i.e. OW * depth * itemsize bytes.
     """
     chunk_bytes = max(_CHUNK_BYTES, _KERNEL_MULTIPLE * depth * filters * itemsize)
-    rows_per_chunk = max(1, min(total_rows, chunk_bytes // (out_w * depth * itemsize)))
-    chunks = [(first_row, min(rows_per_chunk, total_rows - first_row))
-              for first_row in range(0, total_rows, rows_per_chunk)]
-    return rows_per_chunk, chunks
+    most_rows = max(1, min(total_rows, chunk_bytes // (out_w * depth * itemsize)))
+    chunks = _equal_chunks(0, total_rows, -(-total_rows // most_rows))
+    return max(count for _, count in chunks), chunks
 
 
-def _cols_in_chunks(x, kernel_shape, strides, pads, out_h, out_w):
-    """Yield ``(first_row, pixels, cols)`` chunk by chunk: ``cols`` is im2col(x)[pixels].
+def _equal_chunks(first_row, total_rows, count):
+    """Rows first_row .. first_row + total_rows - 1 in ``count`` chunks of equal sizes (+-1)
+    (fewer if there are fewer rows: a chunk has at least one)."""
+    count = max(1, min(count, total_rows))
+    bounds = [first_row + total_rows * i // count for i in range(count + 1)]
+    return [(start, stop - start) for start, stop in zip(bounds, bounds[1:])]
 
-    ``cols`` is a view of one buffer that the next chunk overwrites: use it (or write into
-    it) before asking for the next chunk.
-    """
-    kernel_h, kernel_w, channels, filters = kernel_shape
-    x = np.ascontiguousarray(x)  # once here, not once per chunk inside the kernels
-    depth = kernel_h * kernel_w * channels
-    rows_per_chunk, chunks = _row_chunks(x.shape[0] * out_h, out_w, depth, filters, x.dtype.itemsize)
-    buffer = np.empty((rows_per_chunk * out_w, depth), dtype=x.dtype)
-    for first_row, row_count in chunks:
-        cols = buffer[: row_count * out_w]  # the last chunk may be shorter
-        kernels.im2col_rows(x, (kernel_h, kernel_w), strides, pads, first_row, row_count, cols)
-        yield first_row, slice(first_row * out_w, (first_row + row_count) * out_w), cols
+
+def _row_chunks_in_halves(total_rows, out_w, depth, filters, itemsize):
+    """Like :func:`_row_chunks`, but the two halves of the rows are chunked on their own, so
+    that a chunk starts exactly in the middle: ``(rows_per_chunk, chunks, middle_index)``
+    with ``chunks[middle_index]`` the first chunk of the second half."""
+    rows_per_chunk, chunks = _row_chunks(total_rows, out_w, depth, filters, itemsize)
+    per_half = -(-len(chunks) // 2)
+    middle_row = total_rows // 2
+    first = _equal_chunks(0, middle_row, per_half)
+    second = _equal_chunks(middle_row, total_rows - middle_row, per_half)
+    return max(count for _, count in first + second), first + second, len(first)
 
 
 def _is_pointwise(kernel, strides, pads):
@@ -184,22 +191,69 @@ def conv2d_backward(grad_output, x, kernel, strides, pads, need_input_grad=True)
         if need_input_grad:
             grad_input = (grad_2d @ kernel.reshape(channels, filters).T).reshape(x.shape)
         return grad_input, grad_kernel
-    kernel_2d = kernel.reshape(kernel_h * kernel_w * channels, filters)
-    grad_kernel_2d = np.empty(kernel_2d.shape, dtype=np.result_type(x.dtype, grad_output.dtype))
-    chunk_grad_kernel = None
+    x = np.ascontiguousarray(x)
+    depth = kernel_h * kernel_w * channels
+    kernel_2d = kernel.reshape(depth, filters)
     grad_input = None
     if need_input_grad:
         grad_input = np.zeros(x.shape, dtype=np.result_type(grad_output.dtype, kernel.dtype))
-    for first_row, pixels, cols in _cols_in_chunks(x, kernel.shape, strides, pads,
-                                                   expected_h, expected_w):
-        if first_row == 0:  # the first chunk starts the sum, the others add to it
-            np.matmul(cols.T, grad_2d[pixels], out=grad_kernel_2d)
-        else:
-            chunk_grad_kernel = np.matmul(cols.T, grad_2d[pixels], out=chunk_grad_kernel)
-            grad_kernel_2d += chunk_grad_kernel
-        if need_input_grad:
-            # cols has served grad_kernel: its buffer now takes this chunk's grad_cols.
-            grad_cols = cols if cols.dtype == grad_input.dtype else None
-            grad_cols = np.matmul(grad_2d[pixels], kernel_2d.T, out=grad_cols)
-            kernels.col2im_rows_add(grad_cols, first_row, grad_input, (kernel_h, kernel_w), strides, pads)
+    total_rows = x.shape[0] * expected_h
+    rows_per_chunk, chunks = _row_chunks(total_rows, expected_w, depth, filters, x.dtype.itemsize)
+    middle = None        # the chunks run in turn, each product on both cores...
+    if len(chunks) >= _MIN_CHUNKS_TO_SPLIT_BACKWARD and total_rows >= 2:
+        # ...or the two halves of the rows at once, one per core (see chunk_workers.py)
+        rows_per_chunk, chunks, middle = _row_chunks_in_halves(total_rows, expected_w, depth, filters,
+                                                               x.dtype.itemsize)
+    geometry = (kernel_h, kernel_w), strides, pads
+
+    def input_rows(chunk):
+        """(first, stop) flattened (n, h) input rows that the chunk's windows read."""
+        return _input_rows_touched(chunk, expected_h, x.shape[1], kernel_h, strides[0], pads[0][0])
+
+    def backward_half(half, previous_chunk):
+        """grad_kernel summed over ``half``; grad_input added for its chunks, except those
+        that share input rows with ``previous_chunk`` (run by the other thread at the same
+        time): their grad_cols are returned, to be added once both halves are done."""
+        buffer = np.empty((rows_per_chunk * expected_w, depth), dtype=x.dtype)
+        boundary = input_rows(previous_chunk)[1] if previous_chunk is not None else 0
+        grad_kernel_sum, chunk_grad_kernel, deferred = None, None, []
+        for first_row, row_count in half:
+            cols = buffer[: row_count * expected_w]             # the last chunk may be shorter
+            kernels.im2col_rows(x, *geometry, first_row, row_count, cols)
+            grad_rows = grad_2d[first_row * expected_w: (first_row + row_count) * expected_w]
+            if grad_kernel_sum is None:  # the half's first chunk starts the sum, the others add to it
+                grad_kernel_sum = np.matmul(cols.T, grad_rows)
+            else:
+                chunk_grad_kernel = np.matmul(cols.T, grad_rows, out=chunk_grad_kernel)
+                grad_kernel_sum += chunk_grad_kernel
+            if need_input_grad:
+                # cols has served grad_kernel: its buffer now takes this chunk's grad_cols.
+                grad_cols = cols if cols.dtype == grad_input.dtype else None
+                grad_cols = np.matmul(grad_rows, kernel_2d.T, out=grad_cols)
+                if input_rows((first_row, row_count))[0] < boundary:
+                    deferred.append((first_row, grad_cols.copy()))
+                else:
+                    kernels.col2im_rows_add(grad_cols, first_row, grad_input, *geometry)
+        return grad_kernel_sum, deferred
+
+    halves = for_each_half(chunks, middle, backward_half)
+    grad_kernel_2d = halves[0][0]
+    for grad_kernel_sum, deferred in halves[1:]:
+        grad_kernel_2d += grad_kernel_sum
+        for first_row, grad_cols in deferred:
+            kernels.col2im_rows_add(grad_cols, first_row, grad_input, *geometry)
     return grad_input, grad_kernel_2d.reshape(kernel.shape)
+
+
+def _input_rows_touched(chunk, out_h, height, kernel_h, stride_h, top):
+    """The flattened (n, h) input rows read by a chunk's windows: ``(first, stop)``.
+
+    The chunk's output rows run from (first image, first oh) to (last image, last oh);
+    output row oh reads input rows oh*SH - top ... oh*SH - top + KH - 1, clipped to the
+    image (the same range ``col2im_rows_add`` writes).
+    """
+    first_row, row_count = chunk
+    last_row = first_row + row_count - 1
+    first = (first_row // out_h) * height + max(0, (first_row % out_h) * stride_h - top)
+    stop = (last_row // out_h) * height + min(height, (last_row % out_h) * stride_h - top + kernel_h)
+    return first, stop
