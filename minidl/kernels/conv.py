@@ -36,6 +36,16 @@ whole matrix -> 2 MB chunks, forward / backward with the input gradient):
 
 1 MB chunks were slower (small matrix products), 4 and 8 MB about the same in total.
 
+Both cores at once (``minidl/kernels/chunk_workers.py``). Forward hands whole chunks to
+two threads, each running a chunk's im2col and product alone, one after the other.
+Backward gives each thread one half of the rows: each sums its own grad_kernel (added
+at the end), and the grad_cols of the second half's first chunks, whose input rows the
+first half also writes, are added once both halves are done.
+
+The epilogue. At inference, each Conv2D -> BatchNormalization -> ReLU chain passes batch
+norm + ReLU as ``epilogue``: it runs on each chunk of y right after its product, while
+the chunk is in cache (``minidl/models/inference_fusion.py``).
+
 A 1x1 kernel with stride 1 and no padding *is* a matrix product over pixels, so it skips
 im2col entirely: ``x.reshape(-1, C) @ kernel.reshape(C, F)``. Bias and activation belong
 to the layer, not here. ``pads`` comes from :func:`minidl.kernels.conv_geometry`.
