@@ -92,8 +92,8 @@ KERNEL_HELPERS = ("im2col", "col2im", "im2col_rows", "col2im_rows_add", "conv2d_
 
 # Per-chunk kernels: with the chunks shared between the cores (minidl/kernels/chunk_workers.py)
 # they run on two threads at once and overlap, so they cannot get lines of their own; the
-# convolution's line then holds im2col + product (+ batch norm + ReLU when fused).
-CHUNK_KERNELS = ("im2col_rows", "batchnorm_inference_rows")
+# convolution's line then holds im2col + products (+ col2im, + batch norm + ReLU when fused).
+CHUNK_KERNELS = ("im2col_rows", "col2im_rows_add", "batchnorm_inference_rows")
 PHASES = {"forward": "forward", "backward": "backward",
           "forward_with_epilogue": "+ BatchNormalization + ReLU forward (fused)"}
 
@@ -116,8 +116,10 @@ def instrument(timer):
             continue
         if name.startswith("conv2d"):
             # Whatever conv2d_forward/backward do besides im2col/col2im: the GEMMs.
-            def label_of(parent, name=name):
-                return f"{parent or '?'}: GEMM (+ reshapes)"
+            products = "im2col + GEMM (+ col2im, epilogue)" if sharing else "GEMM (+ reshapes)"
+
+            def label_of(parent, products=products):
+                return f"{parent or '?'}: {products}"
         else:
             def label_of(parent, name=name):
                 return f"{(parent or '?').split(':')[0]}: {name}"
@@ -172,12 +174,13 @@ def main():
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     what = "predict on the batch" if args.predict else "training step"
     print(f"{what} (median, with timers, {args.clock} clock): {step * 1e3:.0f} ms")
-    print(f"{'where (exclusive time)':52s} {'calls':>6s} {'ms':>8s} {'share':>6s}")
-    print("-" * 75)
+    width = max(52, max(len(label) for label, _, _ in rows))
+    print(f"{'where (exclusive time)':{width}s} {'calls':>6s} {'ms':>8s} {'share':>6s}")
+    print("-" * (width + 23))
     for label, seconds, count in rows:
-        print(f"{label:52s} {count:6d} {seconds * 1e3:8.1f} {seconds / step:6.1%}")
+        print(f"{label:{width}s} {count:6d} {seconds * 1e3:8.1f} {seconds / step:6.1%}")
     conv = sum(t for label, t, _ in rows if label.startswith("Conv2D"))
-    print("-" * 75)
+    print("-" * (width + 23))
     print(f"Conv2D in total: {conv * 1e3:.0f} ms ({conv / step:.0%}); "
           f"everything else: {(step - conv) * 1e3:.0f} ms ({1 - conv / step:.0%})")
 

@@ -177,3 +177,19 @@ def test_conv_epilogue_sees_every_output_row_once(kernel_path, kernel_size, padd
     if kernel_size != (1, 1):
         assert len(seen) > 1
     np.testing.assert_allclose(doubled, 2.0 * plain, rtol=1e-12, atol=1e-12)
+
+
+def test_a_sequential_model_grown_after_predict_is_planned_again(fusion_on):
+    from minidl.models import Sequential
+    model = Sequential([Conv2D(3, 3, use_bias=False, input_shape=(8, 8, 2), name="first_conv"),
+                        BatchNormalization(name="first_bn"), Activation("relu", name="first_relu")])
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 2)).astype(np.float32)
+    model.predict_on_batch(x)
+    assert _fused_chains(model) == [["first_conv", "first_bn", "first_relu"]]
+    model.add(Conv2D(4, 1, use_bias=False, name="second_conv"))
+    model.add(BatchNormalization(name="second_bn"))
+    _randomize_batch_norms(model, np.random.default_rng(1))
+    fused = model.predict_on_batch(x)
+    assert sorted(_fused_chains(model)) == [["first_conv", "first_bn", "first_relu"], ["second_conv", "second_bn"]]
+    config.set_inference_fusion(False)
+    np.testing.assert_array_equal(fused, model.predict_on_batch(x))
