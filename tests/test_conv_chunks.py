@@ -172,14 +172,9 @@ def test_conv2d_in_many_chunks_equals_the_whole_matrix(path, case, rows_per_chun
             grad_input, grad_kernel = kernels.conv2d_backward(grad_output, x, kernel, strides, pads)
             none, kernel_only = kernels.conv2d_backward(grad_output, x, kernel, strides, pads,
                                                         need_input_grad=False)
-        forward_chunks = -(-shape[0] * out_h // rows_per_chunk)
-        backward_chunks = forward_chunks    # unless backward chunks the two halves on their own:
-        if forward_chunks >= conv_module._MIN_CHUNKS_TO_SPLIT_BACKWARD:
-            backward_chunks = len(conv_module._row_chunks_in_halves(shape[0] * out_h, out_w, depth,
-                                                                   filters, 8)[1])
-    # forward, backward, backward without dx
-    assert len(calls["im2col_rows"]) == forward_chunks + 2 * backward_chunks
-    assert len(calls["col2im_rows_add"]) == backward_chunks  # only when the input gradient is wanted
+    chunk_count = -(-shape[0] * out_h // rows_per_chunk)
+    assert len(calls["im2col_rows"]) == 3 * chunk_count  # forward, backward, backward without dx
+    assert len(calls["col2im_rows_add"]) == chunk_count  # only when the input gradient is wanted
     assert none is None
     np.testing.assert_allclose(y, expected_y, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(grad_input, expected_grad_input, rtol=1e-12, atol=1e-12)
@@ -213,13 +208,3 @@ def test_row_chunks_cover_every_row_once_and_small_layers_take_one_chunk():
     # 8x8x448 -> 384 (1.3 MB of cols, a 6 MB kernel): one chunk, as without chunking.
     assert conv_module._row_chunks(40, 8, 3 * 3 * 448, 384, 4) == (40, [(0, 40)])
 
-
-def test_row_chunks_in_halves_start_a_chunk_in_the_middle():
-    for total_rows, out_w, depth, filters in [(745, 147, 288, 32), (85, 17, 1120, 160), (9, 3, 9, 1), (5, 1, 1, 1)]:
-        _, plain = conv_module._row_chunks(total_rows, out_w, depth, filters, 4)
-        rows_per_chunk, chunks, middle = conv_module._row_chunks_in_halves(total_rows, out_w, depth, filters, 4)
-        covered = [row for first, count in chunks for row in range(first, first + count)]
-        assert covered == list(range(total_rows))
-        assert chunks[middle][0] == total_rows // 2
-        assert rows_per_chunk == max(count for _, count in chunks) <= max(count for _, count in plain)
-        assert all(count > 0 for _, count in chunks)

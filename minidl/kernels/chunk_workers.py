@@ -14,24 +14,22 @@ that core's cache and nobody waits between steps. Chunks write disjoint rows of 
 output, so no locks are needed; and each chunk's numbers do not depend on which thread
 ran it, so results are the same from run to run.
 
-Measured on the project's 2-core VM, InceptionV3 shapes at batch 5 (forward + batch norm
-+ ReLU, medians of 21 alternated runs; both ways chunked):
+Measured on the project's 2-core VM, InceptionV3 at batch 5, inside whole inference
+passes (forward + batch norm + ReLU per layer, medians over 16 passes alternating shared
+and in-turn; ``chunks`` = the layer's chunk count):
 
-    147x147x32 -> 64, 3x3:   42.4 -> 33.3 ms
-    149x149x32 -> 32, 3x3:   25.0 -> 19.7 ms
-    71x71 (73 valid) 80 -> 192, 3x3:  52.7 -> 47.0 ms
-    35x35x64 -> 96, 3x3:      6.2 ->  5.4 ms
+    149x149x32 -> 32, 3x3 (63 chunks):   29.5 -> 23.9 ms
+    147x147x32 -> 64, 3x3 (62 chunks):   43.4 -> 38.8 ms
+    35x35x48 -> 64, 5x5 (15 chunks):      3 layers 32.1 -> 27.5 ms
+    35x35x96 -> 96, 3x3 (11 chunks):      3 layers 30.3 -> 27.7 ms
+    35x35x64 -> 96, 3x3 (7 chunks):       4 layers 27.3 -> 28.0 ms
+    17x17x160 -> 160, 1x7 (3 chunks):     4 layers 20.9 -> 22.7 ms
 
-A layer with a single chunk (the 8x8 layers) keeps one multi-threaded product: one
-thread alone would leave the other core idle.
-
-Backward (:func:`for_each_half`) splits a layer's rows in two fixed halves instead, one
-per thread, because its sums must come out the same every run (see conv.py for the rows
-both halves touch). Only layers with 4 or more chunks are split; with fewer, one half
-waits for the other's single long product (17x17x160, 1x7: 10.6 -> 15.7 ms when split
-anyway, before the halves were chunked on their own). InceptionV3's training step, A/B
-in one process, 12 alternated rounds: 2.236 -> 2.094 s with the backward split (forward
-sharing alone changed the training step by less than the noise: 2.111 -> 2.095 s).
+With few chunks the two threads cannot balance (3 chunks: one thread does two), so a
+layer shares its chunks only from ``MIN_CHUNKS`` = 8 on; with fewer they run in turn,
+each product on both cores. Backward always runs its chunks in turn: splitting them
+between the cores measured no faster for a whole training step (paired A/B, 16 rounds:
+median ratio 0.99, faster in 8 of 16).
 
 It is used when it can be: the Numba kernel path, more than one Numba thread, a Numba
 threading layer that may be entered from two threads at once (OpenMP or TBB, not
@@ -51,6 +49,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from minidl import config, threads
 
+MIN_CHUNKS = 8          # fewer chunks run in turn (measured: see above)
 _helper = []            # [ThreadPoolExecutor with one thread], made on first use
 _helper_lock = threading.Lock()
 
@@ -74,11 +73,11 @@ def sharing_available():
 def for_each_chunk(chunks, make_buffer, process):
     """Call ``process(chunk, buffer)`` for every chunk, each thread with its own buffer.
 
-    With two or more chunks and sharing available, the caller and a helper thread take
-    chunks in turn; otherwise the caller runs them in order. Returns when all are done;
-    an exception in either thread is raised here.
+    With ``MIN_CHUNKS`` or more chunks and sharing available, the caller and a helper
+    thread take chunks in turn; otherwise the caller runs them in order. Returns when all
+    are done; an exception in either thread is raised here.
     """
-    if len(chunks) < 2 or not sharing_available():
+    if len(chunks) < MIN_CHUNKS or not sharing_available():
         buffer = make_buffer()
         for chunk in chunks:
             process(chunk, buffer)
@@ -99,31 +98,6 @@ def for_each_chunk(chunks, make_buffer, process):
                 raise
 
     _on_two_threads(take_chunks, take_chunks)
-
-
-def for_each_half(chunks, middle, process_half):
-    """Run ``process_half(half, previous)`` on ``chunks[:middle]`` (the caller) and on
-    ``chunks[middle:]`` (a helper thread) at the same time.
-
-    ``previous`` is the chunk just before the half (None for the first), so that a half can
-    tell which of its chunks touch the same memory as the other half's last chunk (the
-    convolution's backward adds overlapping input rows). Returns the list of the halves'
-    results, in order; a single result, of all chunks in turn (previous None), when
-    ``middle`` is None or sharing is not available. Unlike :func:`for_each_chunk` the split
-    is fixed, so sums made per half are added in the same order every run.
-    """
-    if middle is None or not 0 < middle < len(chunks) or not sharing_available():
-        return [process_half(chunks, None)]
-    results = [None, None]
-
-    def first_half():
-        results[0] = process_half(chunks[:middle], None)
-
-    def second_half():
-        results[1] = process_half(chunks[middle:], chunks[middle - 1])
-
-    _on_two_threads(first_half, second_half)
-    return results
 
 
 def _on_two_threads(caller_work, helper_work):

@@ -36,11 +36,10 @@ whole matrix -> 2 MB chunks, forward / backward with the input gradient):
 
 1 MB chunks were slower (small matrix products), 4 and 8 MB about the same in total.
 
-Both cores at once (``minidl/kernels/chunk_workers.py``). Forward hands whole chunks to
-two threads, each running a chunk's im2col and product alone, one after the other.
-Backward gives each thread one half of the rows: each sums its own grad_kernel (added
-at the end), and the grad_cols of the second half's first chunks, whose input rows the
-first half also writes, are added once both halves are done.
+Both cores at once (``minidl/kernels/chunk_workers.py``). Forward hands whole chunks of a
+layer with many of them to two threads, each running a chunk's im2col, product and
+epilogue alone. Backward runs its chunks one after the other (splitting them between the
+cores measured no faster for a whole training step).
 
 The epilogue. At inference, each Conv2D -> BatchNormalization -> ReLU chain passes batch
 norm + ReLU as ``epilogue``: it runs on each chunk of y right after its product, while
@@ -60,7 +59,7 @@ import numpy as np
 
 from minidl import kernels
 
-from .chunk_workers import for_each_chunk, for_each_half
+from .chunk_workers import for_each_chunk
 from .geometry import padded_output_size
 
 
@@ -82,10 +81,6 @@ def _check_shapes(x, kernel, where):
 # can shrink them to force many chunks.
 _CHUNK_BYTES = 2 * 2**20
 _KERNEL_MULTIPLE = 4
-# Backward splits a layer's rows between the cores only from this many chunks on: with
-# fewer, one core's half is mostly waiting for its single product (measured, see
-# chunk_workers.py).
-_MIN_CHUNKS_TO_SPLIT_BACKWARD = 4
 
 
 def _row_chunks(total_rows, out_w, depth, filters, itemsize):
@@ -107,18 +102,6 @@ def _equal_chunks(first_row, total_rows, count):
     count = max(1, min(count, total_rows))
     bounds = [first_row + total_rows * i // count for i in range(count + 1)]
     return [(start, stop - start) for start, stop in zip(bounds, bounds[1:])]
-
-
-def _row_chunks_in_halves(total_rows, out_w, depth, filters, itemsize):
-    """Like :func:`_row_chunks`, but the two halves of the rows are chunked on their own, so
-    that a chunk starts exactly in the middle: ``(rows_per_chunk, chunks, middle_index)``
-    with ``chunks[middle_index]`` the first chunk of the second half."""
-    rows_per_chunk, chunks = _row_chunks(total_rows, out_w, depth, filters, itemsize)
-    per_half = -(-len(chunks) // 2)
-    middle_row = total_rows // 2
-    first = _equal_chunks(0, middle_row, per_half)
-    second = _equal_chunks(middle_row, total_rows - middle_row, per_half)
-    return max(count for _, count in first + second), first + second, len(first)
 
 
 def _is_pointwise(kernel, strides, pads):
@@ -204,66 +187,25 @@ def conv2d_backward(grad_output, x, kernel, strides, pads, need_input_grad=True)
     x = np.ascontiguousarray(x)
     depth = kernel_h * kernel_w * channels
     kernel_2d = kernel.reshape(depth, filters)
+    grad_kernel_2d = np.empty(kernel_2d.shape, dtype=np.result_type(x.dtype, grad_output.dtype))
+    chunk_grad_kernel = None
     grad_input = None
     if need_input_grad:
         grad_input = np.zeros(x.shape, dtype=np.result_type(grad_output.dtype, kernel.dtype))
-    total_rows = x.shape[0] * expected_h
-    rows_per_chunk, chunks = _row_chunks(total_rows, expected_w, depth, filters, x.dtype.itemsize)
-    middle = None        # the chunks run in turn, each product on both cores...
-    if len(chunks) >= _MIN_CHUNKS_TO_SPLIT_BACKWARD and total_rows >= 2:
-        # ...or the two halves of the rows at once, one per core (see chunk_workers.py)
-        rows_per_chunk, chunks, middle = _row_chunks_in_halves(total_rows, expected_w, depth, filters,
-                                                               x.dtype.itemsize)
-    geometry = (kernel_h, kernel_w), strides, pads
-
-    def input_rows(chunk):
-        """(first, stop) flattened (n, h) input rows that the chunk's windows read."""
-        return _input_rows_touched(chunk, expected_h, x.shape[1], kernel_h, strides[0], pads[0][0])
-
-    def backward_half(half, previous_chunk):
-        """grad_kernel summed over ``half``; grad_input added for its chunks, except those
-        that share input rows with ``previous_chunk`` (run by the other thread at the same
-        time): their grad_cols are returned, to be added once both halves are done."""
-        buffer = np.empty((rows_per_chunk * expected_w, depth), dtype=x.dtype)
-        boundary = input_rows(previous_chunk)[1] if previous_chunk is not None else 0
-        grad_kernel_sum, chunk_grad_kernel, deferred = None, None, []
-        for first_row, row_count in half:
-            cols = buffer[: row_count * expected_w]             # the last chunk may be shorter
-            kernels.im2col_rows(x, *geometry, first_row, row_count, cols)
-            grad_rows = grad_2d[first_row * expected_w: (first_row + row_count) * expected_w]
-            if grad_kernel_sum is None:  # the half's first chunk starts the sum, the others add to it
-                grad_kernel_sum = np.matmul(cols.T, grad_rows)
-            else:
-                chunk_grad_kernel = np.matmul(cols.T, grad_rows, out=chunk_grad_kernel)
-                grad_kernel_sum += chunk_grad_kernel
-            if need_input_grad:
-                # cols has served grad_kernel: its buffer now takes this chunk's grad_cols.
-                grad_cols = cols if cols.dtype == grad_input.dtype else None
-                grad_cols = np.matmul(grad_rows, kernel_2d.T, out=grad_cols)
-                if input_rows((first_row, row_count))[0] < boundary:
-                    deferred.append((first_row, grad_cols.copy()))
-                else:
-                    kernels.col2im_rows_add(grad_cols, first_row, grad_input, *geometry)
-        return grad_kernel_sum, deferred
-
-    halves = for_each_half(chunks, middle, backward_half)
-    grad_kernel_2d = halves[0][0]
-    for grad_kernel_sum, deferred in halves[1:]:
-        grad_kernel_2d += grad_kernel_sum
-        for first_row, grad_cols in deferred:
-            kernels.col2im_rows_add(grad_cols, first_row, grad_input, *geometry)
+    rows_per_chunk, chunks = _row_chunks(x.shape[0] * expected_h, expected_w, depth, filters, x.dtype.itemsize)
+    buffer = np.empty((rows_per_chunk * expected_w, depth), dtype=x.dtype)
+    for first_row, row_count in chunks:
+        cols = buffer[: row_count * expected_w]                 # the last chunk may be shorter
+        kernels.im2col_rows(x, (kernel_h, kernel_w), strides, pads, first_row, row_count, cols)
+        grad_rows = grad_2d[first_row * expected_w: (first_row + row_count) * expected_w]
+        if first_row == 0:  # the first chunk starts the sum, the others add to it
+            np.matmul(cols.T, grad_rows, out=grad_kernel_2d)
+        else:
+            chunk_grad_kernel = np.matmul(cols.T, grad_rows, out=chunk_grad_kernel)
+            grad_kernel_2d += chunk_grad_kernel
+        if need_input_grad:
+            # cols has served grad_kernel: its buffer now takes this chunk's grad_cols.
+            grad_cols = cols if cols.dtype == grad_input.dtype else None
+            grad_cols = np.matmul(grad_rows, kernel_2d.T, out=grad_cols)
+            kernels.col2im_rows_add(grad_cols, first_row, grad_input, (kernel_h, kernel_w), strides, pads)
     return grad_input, grad_kernel_2d.reshape(kernel.shape)
-
-
-def _input_rows_touched(chunk, out_h, height, kernel_h, stride_h, top):
-    """The flattened (n, h) input rows read by a chunk's windows: ``(first, stop)``.
-
-    The chunk's output rows run from (first image, first oh) to (last image, last oh);
-    output row oh reads input rows oh*SH - top ... oh*SH - top + KH - 1, clipped to the
-    image (the same range ``col2im_rows_add`` writes).
-    """
-    first_row, row_count = chunk
-    last_row = first_row + row_count - 1
-    first = (first_row // out_h) * height + max(0, (first_row % out_h) * stride_h - top)
-    stop = (last_row // out_h) * height + min(height, (last_row % out_h) * stride_h - top + kernel_h)
-    return first, stop
