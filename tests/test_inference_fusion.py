@@ -6,6 +6,8 @@ tests pin down:
 
 * which chains are fused -- and which are not: a bias, an activation on the convolution,
   an intermediate read by a second layer or returned by the model, a sigmoid after BN;
+* which fused steps write straight into a channel concatenation's output (and that the
+  concatenation then copies in only the others);
 * that predict gives the same numbers bit for bit with fusion on and off, on both kernel
   paths, in float32 and float64, for a whole InceptionV3 with non-trivial BN statistics;
 * that a forward that keeps caches for backward (Grad-CAM) is never fused;
@@ -17,7 +19,7 @@ import numpy as np
 import pytest
 
 from minidl import applications, config, kernels
-from minidl.layers import Activation, BatchNormalization, Concatenate, Conv2D, Input
+from minidl.layers import Activation, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Input
 from minidl.layers.base import no_backward
 from minidl.models import Model
 from minidl.models.inference_fusion import ConvBatchNormReLU
@@ -46,7 +48,16 @@ def _randomize_batch_norms(model, rng):
 
 def _fused_chains(model):
     return [[node.layer.name for node in step.nodes]
-            for step in model._fused_steps().values() if step is not None]
+            for step in model._fused_steps().values() if isinstance(step, ConvBatchNormReLU)]
+
+
+def _concatenations_in_place(model):
+    """{concatenate name: sorted names of the fused steps writing into it}"""
+    found = {}
+    for step in model._fused_steps().values():
+        if isinstance(step, ConvBatchNormReLU) and step.destination is not None:
+            found.setdefault(step.destination[0].node.layer.name, []).append(step.nodes[-1].layer.name)
+    return {name: sorted(writers) for name, writers in found.items()}
 
 
 def test_plan_fuses_plain_chains_and_leaves_the_rest(fusion_on):
@@ -108,7 +119,7 @@ def test_a_forward_that_keeps_caches_is_not_fused(fusion_on):
     x = np.random.default_rng(0).normal(size=(1, 6, 6, 2)).astype(np.float64)
     calls = []
     original = ConvBatchNormReLU.run
-    ConvBatchNormReLU.run = lambda self, x: calls.append(1) or original(self, x)
+    ConvBatchNormReLU.run = lambda self, values, buffers: calls.append(1) or original(self, values, buffers)
     try:
         recorded = model.forward(x, training=False)        # recording: Grad-CAM's way
         grad = model.backward(np.ones_like(recorded))      # works: every layer kept its cache
@@ -193,3 +204,54 @@ def test_a_sequential_model_grown_after_predict_is_planned_again(fusion_on):
     assert sorted(_fused_chains(model)) == [["first_conv", "first_bn", "first_relu"], ["second_conv", "second_bn"]]
     config.set_inference_fusion(False)
     np.testing.assert_array_equal(fused, model.predict_on_batch(x))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_steps_write_into_the_concatenation(kernel_path, dtype, fusion_on):
+    inputs = Input((9, 9, 3))
+
+    def conv_bn_relu(x, filters, size, name):
+        x = Conv2D(filters, size, padding="same", use_bias=False, name=f"{name}_conv")(x)
+        return Activation("relu", name=f"{name}_relu")(BatchNormalization(name=f"{name}_bn")(x))
+
+    a = conv_bn_relu(inputs, 4, 3, "a")
+    b = conv_bn_relu(inputs, 5, 1, "b")
+    pooled = AveragePooling2D(3, strides=1, padding="same", name="pool")(inputs)
+    c = conv_bn_relu(inputs, 2, 3, "c")
+    read_twice = conv_bn_relu(inputs, 3, 1, "d")
+    mixed = Concatenate(name="mixed")([a, pooled, b, read_twice])
+    inner = Concatenate(name="inner")([c, read_twice])        # read_twice feeds two: no writer
+    outer = Concatenate(name="outer")([mixed, inner, conv_bn_relu(inputs, 2, 1, "e")])
+    model = Model(inputs, outer)
+    assert _concatenations_in_place(model) == {"mixed": ["a_relu", "b_relu"], "inner": ["c_relu"],
+                                               "outer": ["e_relu"]}
+    _randomize_batch_norms(model, np.random.default_rng(5))
+    x = np.random.default_rng(6).normal(size=(2, 9, 9, 3)).astype(dtype)
+    fused = model.predict_on_batch(x)
+    config.set_inference_fusion(False)
+    unfused = model.predict_on_batch(x)
+    assert fused.shape == (2, 9, 9, 4 + 3 + 5 + 3 + 2 + 3 + 2) and fused.dtype == dtype
+    np.testing.assert_array_equal(fused, unfused)
+
+
+def test_inception_blocks_are_concatenated_in_place(fusion_on):
+    model = applications.InceptionV3(weights=None, include_top=False, input_shape=(75, 75, 3))
+    in_place = _concatenations_in_place(model)
+    named = {f"mixed{i}" for i in range(11)} | {"mixed9_0", "mixed9_1"}
+    assert len(in_place) == 15 and named <= set(in_place)     # + the two unnamed inner ones
+    assert len(in_place["mixed0"]) == 4 and len(in_place["mixed3"]) == 2   # mixed3: + a max-pool branch
+
+
+def test_conv_out_must_be_a_slice_of_the_last_axis():
+    x = np.zeros((1, 4, 4, 2))
+    kernel = np.zeros((3, 3, 2, 3))
+    _, _, pads = kernels.conv_geometry(x.shape, (3, 3), (1, 1), "same")
+    with pytest.raises(ValueError, match="out must have shape"):
+        kernels.conv2d_forward(x, kernel, (1, 1), pads, out=np.zeros((1, 4, 4, 4)))
+    with pytest.raises(ValueError, match="evenly spaced"):
+        kernels.conv2d_forward(x, kernel, (1, 1), pads, out=np.zeros((1, 8, 4, 3))[:, ::2])
+    target = np.full((1, 4, 4, 7), 5.0)
+    kernels.conv2d_forward(x + 1, kernel + 1, (1, 1), pads, out=target[..., 2:5])
+    np.testing.assert_array_equal(target[..., :2], 5.0)
+    np.testing.assert_array_equal(target[..., 5:], 5.0)
+    np.testing.assert_array_equal(target[..., 2:5], kernels.conv2d_forward(x + 1, kernel + 1, (1, 1), pads))

@@ -110,26 +110,30 @@ def _is_pointwise(kernel, strides, pads):
     return kernel.shape[:2] == (1, 1) and tuple(strides) == (1, 1) and no_padding
 
 
-def conv2d_forward(x, kernel, strides, pads, epilogue=None):
+def conv2d_forward(x, kernel, strides, pads, epilogue=None, out=None):
     """Convolve NHWC ``x`` with HWIO ``kernel``; returns y (N, OH, OW, F).
 
     ``epilogue``, if given, is called as ``epilogue(y_rows)`` on each chunk of the output,
     a (pixels, F) view, right after the chunk's product, while it is still in cache; it
     must work in place. :mod:`minidl.models.inference_fusion` passes inference batch norm
     + ReLU this way, so that the output is not read back from memory twice more.
+
+    ``out``, if given, is where y goes instead of a new array: an (N, OH, OW, F) array or
+    view, e.g. the channels ``[c:c+F]`` of a concatenation's output, which then needs no
+    copy (inference fusion again). It is returned.
     """
     _check_shapes(x, kernel, "conv2d_forward")
     kernel_h, kernel_w, channels, filters = kernel.shape
     batch = x.shape[0]
-    if _is_pointwise(kernel, strides, pads):
-        y_2d = _pointwise_forward(x.reshape(-1, channels), kernel.reshape(channels, filters), epilogue)
-        return y_2d.reshape(x.shape[:3] + (filters,))
     out_h, out_w = padded_output_size(x.shape, (kernel_h, kernel_w), strides, pads,
                                       where="minidl/kernels/conv.py conv2d_forward")
+    y_2d = _output_rows(out, (batch, out_h, out_w, filters), np.result_type(x.dtype, kernel.dtype))
+    if _is_pointwise(kernel, strides, pads):
+        _pointwise_forward(x.reshape(-1, channels), kernel.reshape(channels, filters), epilogue, y_2d)
+        return y_2d.reshape(batch, out_h, out_w, filters) if out is None else out
     x = np.ascontiguousarray(x)
     depth = kernel_h * kernel_w * channels
     kernel_2d = kernel.reshape(depth, filters)
-    y_2d = np.empty((batch * out_h * out_w, filters), dtype=np.result_type(x.dtype, kernel.dtype))
     rows_per_chunk, chunks = _row_chunks(batch * out_h, out_w, depth, filters, x.dtype.itemsize)
 
     def convolve_chunk(chunk, buffer):
@@ -143,20 +147,33 @@ def conv2d_forward(x, kernel, strides, pads, epilogue=None):
 
     # Each chunk on one core, both cores at once when possible (see chunk_workers.py).
     for_each_chunk(chunks, lambda: np.empty((rows_per_chunk * out_w, depth), dtype=x.dtype), convolve_chunk)
-    return y_2d.reshape(batch, out_h, out_w, filters)
+    return y_2d.reshape(batch, out_h, out_w, filters) if out is None else out
 
 
-def _pointwise_forward(x_2d, kernel_2d, epilogue):
+def _output_rows(out, shape, dtype):
+    """y as a (pixels, F) matrix: a new one, or a view of ``out`` (checked)."""
+    if out is None:
+        return np.empty((shape[0] * shape[1] * shape[2], shape[3]), dtype=dtype)
+    if out.shape != shape or out.dtype != dtype:
+        raise ValueError(f"minidl/kernels/conv.py conv2d_forward: out must have shape {shape} and dtype "
+                         f"{dtype}, got {out.shape} {out.dtype}")
+    rows = out.reshape(-1, shape[3])
+    if not np.may_share_memory(rows, out):     # reshape had to copy: out's pixels are not evenly spaced
+        raise ValueError("minidl/kernels/conv.py conv2d_forward: out must be an array or a slice "
+                         "of its last axis (pixels evenly spaced in memory)")
+    return rows
+
+
+def _pointwise_forward(x_2d, kernel_2d, epilogue, y_2d):
     """y_2d = x_2d @ kernel_2d, then the epilogue on all of it.
 
     Not chunked: a 1x1 layer's whole output is at most 2 MB here (it stays in cache), and
     sharing its chunks between the cores measured no faster than one two-thread product
     (88.1 vs 88.4 ms for InceptionV3's 1x1 layers with batch norm + ReLU).
     """
-    y_2d = x_2d @ kernel_2d
+    np.matmul(x_2d, kernel_2d, out=y_2d)
     if epilogue is not None:
         epilogue(y_2d)
-    return y_2d
 
 
 def conv2d_backward(grad_output, x, kernel, strides, pads, need_input_grad=True):

@@ -112,22 +112,23 @@ class Conv2D(ActivationMixin, Layer):
         self._keep((inputs, output, pads))
         return output
 
-    def forward_with_epilogue(self, inputs, epilogue):
+    def forward_with_epilogue(self, inputs, epilogue, out=None):
         """Inference only: the convolution with ``epilogue`` applied in place to each chunk
-        of its output (see ``kernels.conv2d_forward``); no bias, no activation, no cache.
-        ``minidl/models/inference_fusion.py`` uses it for Conv2D -> BatchNorm -> ReLU."""
+        of its output, written into ``out`` if given (see ``kernels.conv2d_forward``); no
+        bias, no activation, no cache. ``minidl/models/inference_fusion.py`` uses it for
+        Conv2D -> BatchNorm -> ReLU."""
         if self.use_bias or self.activation.name != "linear":
             raise ValueError(f"Conv2D '{self.name}': forward_with_epilogue needs use_bias=False and "
                              f"no activation, got use_bias={self.use_bias}, activation={self.activation.name!r}")
-        z, _ = self._convolve(inputs, epilogue)
+        z, _ = self._convolve(inputs, epilogue, out)
         return z
 
-    def _convolve(self, inputs, epilogue=None):
+    def _convolve(self, inputs, epilogue=None, out=None):
         """z = conv(inputs) (no bias), and the padding used."""
         self._prepare(inputs)
         _, _, pads = self._geometry(inputs.shape)
         kernel = self._cast_param(self.kernel, inputs)
-        return kernels.conv2d_forward(inputs, kernel, self.strides, pads, epilogue=epilogue), pads
+        return kernels.conv2d_forward(inputs, kernel, self.strides, pads, epilogue=epilogue, out=out), pads
 
     def backward(self, grad_output):
         inputs, output, pads = self._require_cache()

@@ -178,6 +178,7 @@ class Model(TrainingMixin, Layer):
         keep = {id(t) for t in self.outputs}
         node_caches = {} if is_recording() else None
         fused = self._fused_steps() if not training and node_caches is None else {}
+        buffers = {}                                # outputs that fused steps write in place
         for node in self._nodes:
             if all(id(t) in values for t in node.output_tensors):
                 continue
@@ -185,7 +186,7 @@ class Model(TrainingMixin, Layer):
                 step = fused[node]
                 if step is None:
                     continue                        # run by its convolution's fused step
-                values[id(step.output_tensor)] = step.run(values[id(step.input_tensor)])
+                values[id(step.output_tensor)] = step.run(values, buffers)
             else:
                 layer = node.layer
                 node_inputs = [values[id(t)] for t in node.input_tensors]
