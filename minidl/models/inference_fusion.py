@@ -107,9 +107,11 @@ class ConcatenateInPlace:
     def run(self, values, buffers):
         """Copy in the inputs not written in place; return the concatenation."""
         inputs = [values[id(t)] for t in self.node.input_tensors]
-        if self not in buffers or any(x.dtype != buffers[self].dtype for x in inputs):
-            return self.node.layer.forward(inputs)     # nothing written yet, or mixed dtypes
-        output = buffers.pop(self)
+        output = buffers.pop(self, None)
+        if output is None or any(x.dtype != output.dtype or x.shape[:-1] != output.shape[:-1] for x in inputs):
+            # nothing written in place yet, mixed dtypes, or shapes that do not fit (the
+            # layer itself then says what is wrong): the plain concatenation
+            return self.node.layer.forward(inputs)
         first_channel = 0
         for tensor, x in zip(self.node.input_tensors, inputs):
             if id(tensor) not in self.written_in_place:
@@ -125,7 +127,8 @@ def plan_fusions(nodes, input_ids, output_ids):
     """Find the fusable chains among ``nodes`` (a model's nodes in execution order).
 
     Returns a dict: each chain's convolution node maps to its :class:`ConvBatchNormReLU`,
-    and the batch-norm and ReLU nodes it absorbs map to None (run by the step, skip them).
+    and the batch-norm and ReLU nodes it absorbs map to None (run by the step, skip them);
+    a Concatenate node that fused steps write into maps to its :class:`ConcatenateInPlace`.
     ``input_ids`` / ``output_ids`` are the ids of the model's input and output tensors:
     neither can be skipped as an intermediate.
     """
