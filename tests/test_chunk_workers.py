@@ -112,3 +112,39 @@ def test_shared_convolution_equals_chunk_after_chunk(monkeypatch, shape, kernel_
     np.testing.assert_allclose(shared, in_turn, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(kernels.conv2d_forward(x, kernel, strides, pads), shared)  # repeatable
 
+
+
+@needs_sharing
+def test_two_callers_at_once_leave_the_thread_settings_as_they_were(monkeypatch):
+    """A second thread of the user's convolving at the same time runs its chunks in turn
+    (OpenBLAS's thread count is one setting for the process): both get the right result
+    and OpenBLAS ends with its thread count back."""
+    import minidl.kernels.conv as conv_module
+    monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 16 * 1024)
+    monkeypatch.setenv("MINIDL_SHARE_CHUNKS", "1")
+    get_blas_threads = threads._thread_functions[0][0]
+    before = int(get_blas_threads())
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(4, 33, 29, 8)).astype(np.float32)
+    kernel = rng.normal(size=(3, 3, 8, 16)).astype(np.float32)
+    _, _, pads = kernels.conv_geometry(x.shape, (3, 3), (1, 1), "same")
+    expected = kernels.conv2d_forward(x, kernel, (1, 1), pads)
+    results, errors = [], []
+
+    def convolve_many_times():
+        try:
+            for _ in range(20):
+                results.append(kernels.conv2d_forward(x, kernel, (1, 1), pads))
+        except BaseException as error:      # reported below, on the test's thread
+            errors.append(error)
+
+    workers = [threading.Thread(target=convolve_many_times) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    convolve_many_times()
+    for worker in workers:
+        worker.join()
+    assert not errors and len(results) == 60
+    for result in results:
+        np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-5)
+    assert int(get_blas_threads()) == before

@@ -52,6 +52,7 @@ from minidl import config, threads
 MIN_CHUNKS = 8          # fewer chunks run in turn (measured: see above)
 _helper = []            # [ThreadPoolExecutor with one thread], made on first use
 _helper_lock = threading.Lock()
+_one_region_at_a_time = threading.Lock()
 
 
 def sharing_available():
@@ -77,11 +78,21 @@ def for_each_chunk(chunks, make_buffer, process):
     thread take chunks in turn; otherwise the caller runs them in order. Returns when all
     are done; an exception in either thread is raised here.
     """
-    if len(chunks) < MIN_CHUNKS or not sharing_available():
+    # One shared region at a time (OpenBLAS's thread count is one setting for the whole
+    # process): a second caller -- another thread of the user's -- runs its chunks in turn.
+    if len(chunks) < MIN_CHUNKS or not sharing_available() or not _one_region_at_a_time.acquire(blocking=False):
         buffer = make_buffer()
         for chunk in chunks:
             process(chunk, buffer)
         return
+    try:
+        _share(chunks, make_buffer, process)
+    finally:
+        _one_region_at_a_time.release()
+
+
+def _share(chunks, make_buffer, process):
+    """The caller and the helper thread take the chunks in turn."""
     next_index = itertools.count()   # next() on it is atomic under the GIL
     failed = threading.Event()
 
