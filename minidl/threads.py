@@ -35,6 +35,7 @@ Example::
         y = a @ b                       # on this thread alone
 """
 import ctypes
+import functools
 import os
 import sys
 from contextlib import contextmanager
@@ -87,8 +88,9 @@ _GET_THREADS = ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_",
                 "scipy_openblas_get_num_threads")
 
 
+@functools.cache
 def _blas_thread_functions():
-    """(get, set) for the loaded OpenBLAS's thread count, or None."""
+    """(get, set) for the loaded OpenBLAS's thread count, or None; looked up once."""
     library = _loaded_openblas()
     if library is None:
         return None
@@ -97,14 +99,9 @@ def _blas_thread_functions():
     return None if get is None or set_ is None else (get, set_)
 
 
-_thread_functions = []   # found once: [(get, set) or None]
-
-
 def can_set_blas_threads():
     """True when minidl found the running OpenBLAS's thread-count functions."""
-    if not _thread_functions:
-        _thread_functions.append(_blas_thread_functions())
-    return _thread_functions[0] is not None
+    return _blas_thread_functions() is not None
 
 
 @contextmanager
@@ -118,7 +115,7 @@ def single_threaded_blas():
     if not can_set_blas_threads():
         yield
         return
-    get, set_ = _thread_functions[0]
+    get, set_ = _blas_thread_functions()
     previous = int(get())
     set_(1)
     try:

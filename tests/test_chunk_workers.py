@@ -68,7 +68,7 @@ def test_falls_back_to_one_thread_in_order(monkeypatch, how):
 @needs_sharing
 def test_an_error_reaches_the_caller_and_settings_come_back(monkeypatch):
     monkeypatch.setenv("MINIDL_SHARE_CHUNKS", "1")
-    get_blas_threads = threads._thread_functions[0][0]
+    get_blas_threads = threads._blas_thread_functions()[0]
     before = (int(get_blas_threads()), numba.get_num_threads())
 
     def process(chunk, buffer):
@@ -84,7 +84,7 @@ def test_an_error_reaches_the_caller_and_settings_come_back(monkeypatch):
 
 @needs_sharing
 def test_single_threaded_blas_inside_only():
-    get_blas_threads = threads._thread_functions[0][0]
+    get_blas_threads = threads._blas_thread_functions()[0]
     before = int(get_blas_threads())
     assert before > 1
     with threads.single_threaded_blas():
@@ -122,7 +122,7 @@ def test_two_callers_at_once_leave_the_thread_settings_as_they_were(monkeypatch)
     import minidl.kernels.conv as conv_module
     monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 16 * 1024)
     monkeypatch.setenv("MINIDL_SHARE_CHUNKS", "1")
-    get_blas_threads = threads._thread_functions[0][0]
+    get_blas_threads = threads._blas_thread_functions()[0]
     before = int(get_blas_threads())
     rng = np.random.default_rng(2)
     x = rng.normal(size=(4, 33, 29, 8)).astype(np.float32)

@@ -47,6 +47,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numba
+
 from minidl import config, threads
 
 MIN_CHUNKS = 8          # fewer chunks run in turn (measured: see above)
@@ -61,7 +63,6 @@ def sharing_available():
         return False
     if config.kernel_path() != "numba":
         return False
-    import numba
     if numba.get_num_threads() < 2 or not threads.can_set_blas_threads():
         return False
     try:
@@ -113,7 +114,6 @@ def _share(chunks, make_buffer, process):
 
 def _on_two_threads(caller_work, helper_work):
     """Run both at once, each thread with single-threaded BLAS and Numba loops."""
-    import numba
     caller_threads = numba.get_num_threads()
     with threads.single_threaded_blas():
         numba.set_num_threads(1)     # this thread's Numba loops only (the setting is per thread)
@@ -130,7 +130,6 @@ def _on_two_threads(caller_work, helper_work):
 def _helper_thread():
     with _helper_lock:
         if not _helper:
-            import numba
             _helper.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="minidl-chunks",
                                               initializer=numba.set_num_threads, initargs=(1,)))
         return _helper[0]

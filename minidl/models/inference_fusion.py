@@ -136,7 +136,8 @@ def plan_fusions(nodes, input_ids, output_ids):
     for node in nodes:
         for tensor in node.input_tensors:
             readers[id(tensor)].append(node)
-    boundary = set(input_ids) | set(output_ids)
+    model_inputs = set(input_ids)
+    boundary = model_inputs | set(output_ids)
 
     def sole_reader(node):
         """The only node reading ``node``'s output, if it is an intermediate; else None."""
@@ -152,11 +153,11 @@ def plan_fusions(nodes, input_ids, output_ids):
         norm_node = sole_reader(node)
         if norm_node is None or not isinstance(norm_node.layer, BatchNormalization):
             continue
-        if id(norm_node.output_tensors[0]) in set(input_ids):
+        if id(norm_node.output_tensors[0]) in model_inputs:
             continue
         relu_node = sole_reader(norm_node)
         if relu_node is not None and (not _is_relu(relu_node.layer)
-                                      or id(relu_node.output_tensors[0]) in set(input_ids)):
+                                      or id(relu_node.output_tensors[0]) in model_inputs):
             relu_node = None
         step = ConvBatchNormReLU(node, norm_node, relu_node)
         steps[node] = step
