@@ -10,6 +10,8 @@ Settings (joined with '+'; unset ones keep minidl's default):
 * ``fuse=0|1``  -- inference fusion of Conv2D -> BatchNormalization -> ReLU (and
   concatenation in place), ``minidl.config.set_inference_fusion``;
 * ``share=0|1`` -- convolution chunks shared between the cores, ``MINIDL_SHARE_CHUNKS``.
+* ``winograd=0|1`` -- Winograd convolutions inside the fused inference steps
+  (``minidl.config.set_winograd``).
 
 Usage::
 
@@ -33,6 +35,7 @@ from minidl import config  # noqa: E402
 SETTINGS = {
     "fuse": lambda value: config.set_inference_fusion(value == "1"),
     "share": lambda value: os.environ.__setitem__("MINIDL_SHARE_CHUNKS", value),
+    "winograd": lambda value: config.set_winograd(value == "1"),
 }
 
 

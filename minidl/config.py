@@ -14,11 +14,17 @@ At inference a model runs each Conv2D -> BatchNormalization -> ReLU chain as one
 (``minidl/models/inference_fusion.py``; same numbers, less memory traffic).
 ``MINIDL_FUSE_INFERENCE=0`` or :func:`set_inference_fusion` turns that off.
 
+Within those fused steps, stride-1 3x3, 1x7, 7x1, 1x3 and 3x1 convolutions use Winograd's
+algorithm (``minidl/kernels/winograd.py``): fewer multiplications, the same numbers up to
+float rounding. ``MINIDL_WINOGRAD=0`` or :func:`set_winograd` turns that off, so that
+inference equals the unfused layers bit for bit.
+
 Example::
 
     import minidl
     minidl.config.set_kernel_path("reference")
     minidl.config.set_inference_fusion(False)
+    minidl.config.set_winograd(False)
 """
 import os
 from contextlib import contextmanager
@@ -42,6 +48,7 @@ if _kernel_path not in _VALID_PATHS:
     )
 
 _inference_fusion = os.environ.get("MINIDL_FUSE_INFERENCE", "1").strip() != "0"
+_winograd = os.environ.get("MINIDL_WINOGRAD", "1").strip() != "0"
 
 
 def kernel_path():
@@ -90,3 +97,16 @@ def set_inference_fusion(enabled):
     if not isinstance(enabled, bool):
         raise TypeError(f"set_inference_fusion expects True or False, got {enabled!r}")
     _inference_fusion = enabled
+
+
+def winograd():
+    """True when fused inference convolutions may use Winograd's algorithm (the default)."""
+    return _winograd
+
+
+def set_winograd(enabled):
+    """Allow (True) or forbid (False) Winograd convolutions at inference; takes effect at once."""
+    global _winograd
+    if not isinstance(enabled, bool):
+        raise TypeError(f"set_winograd expects True or False, got {enabled!r}")
+    _winograd = enabled

@@ -14,6 +14,9 @@ tests pin down:
 * the kernels the epilogue uses: batchnorm_inference_rows == batchnorm_inference then
   relu_forward, bit for bit, in place or not, NaN and -0.0 included;
 * conv2d_forward hands every output row to the epilogue exactly once, as views of y.
+
+Winograd convolutions (on by default inside fused steps) change the last bits, so these
+tests turn them off; tests/test_winograd.py covers them.
 """
 import numpy as np
 import pytest
@@ -27,10 +30,13 @@ from minidl.models.inference_fusion import ConvBatchNormReLU
 
 @pytest.fixture
 def fusion_on():
-    previous = config.inference_fusion()
+    """Fusion on, Winograd off: the fused steps then equal the layers bit for bit."""
+    previous = config.inference_fusion(), config.winograd()
     config.set_inference_fusion(True)
+    config.set_winograd(False)
     yield
-    config.set_inference_fusion(previous)
+    config.set_inference_fusion(previous[0])
+    config.set_winograd(previous[1])
 
 
 def _randomize_batch_norms(model, rng):

@@ -113,6 +113,21 @@ def batchnorm_inference_rows(rows, affine, relu=False, out=None):
     return _module("batchnorm").batchnorm_inference_rows(rows, affine, relu, rows if out is None else out)
 
 
+# --- Winograd convolution's transforms, one chunk of tile rows (see winograd.py) ---
+def winograd_input_rows(x, transform_h, transform_w, tile_output, pads, tiles, first_tile_row,
+                        tile_row_count, out):
+    """U = BT_h d BT_w^T for every input tile d of the chunk -> ``out`` (A_h*A_w, tiles, C)."""
+    return _module("winograd").winograd_input_rows(x, transform_h, transform_w, tile_output, pads, tiles,
+                                                   first_tile_row, tile_row_count, out)
+
+
+def winograd_output_rows(products, transform_h, transform_w, tiles, first_tile_row, tile_row_count,
+                         out_size, y_rows):
+    """Y = AT_h M AT_w^T for every tile of the chunk -> its output pixels ``y_rows`` (pixels, F)."""
+    return _module("winograd").winograd_output_rows(products, transform_h, transform_w, tiles,
+                                                    first_tile_row, tile_row_count, out_size, y_rows)
+
+
 # --- ReLU (elementwise; the layer caches its output, so the backward reads a, not z) ---
 def relu_forward(z):
     """a = max(0, z) (NaN stays NaN). See relu_reference.py."""

@@ -19,7 +19,9 @@ Backward, given g = dL/da and G = dL/dz = g * activation'(z) as a matrix
     dL/db = sum over N, OH, OW of G
     dL/dx = col2im(G K^T)               # col2im adds each window back in place
 
-1x1 convolutions with stride 1 skip im2col: x itself is the matrix.
+1x1 convolutions with stride 1 skip im2col: x itself is the matrix. At inference,
+fused with batch norm, some stride-1 kernels use Winograd's algorithm instead
+(``forward_with_epilogue``).
 The kernels live in ``minidl/kernels/conv.py`` (NumPy reference and Numba).
 
 Example::
@@ -29,7 +31,8 @@ Example::
 """
 import numpy as np
 
-from minidl import initializers, kernels
+from minidl import config, initializers, kernels
+from minidl.kernels import winograd
 from minidl.kernels.geometry import conv_geometry
 from minidl.layers.activation_mixin import ActivationMixin
 from minidl.layers.base import Layer
@@ -81,6 +84,7 @@ class Conv2D(ActivationMixin, Layer):
         # False skips dL/dx (backward returns None): a model sets it for a layer that
         # reads the model's input, whose gradient nobody needs during training.
         self.need_input_grad = True
+        self._winograd_kernel = None    # a winograd.TransformedKernel, made at the first use
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -116,19 +120,32 @@ class Conv2D(ActivationMixin, Layer):
         """Inference only: the convolution with ``epilogue`` applied in place to each chunk
         of its output, written into ``out`` if given (see ``kernels.conv2d_forward``); no
         bias, no activation, no cache. ``minidl/models/inference_fusion.py`` uses it for
-        Conv2D -> BatchNorm -> ReLU."""
+        Conv2D -> BatchNorm -> ReLU.
+
+        Stride-1 3x3, 1x7, 7x1, 1x3 and 3x1 kernels run as Winograd convolutions here
+        (``minidl/kernels/winograd.py``: fewer multiplications, equal up to float rounding)
+        unless ``minidl.config.set_winograd(False)``; the transformed kernel is kept and
+        made again when the kernel's values change."""
         if self.use_bias or self.activation.name != "linear":
             raise ValueError(f"Conv2D '{self.name}': forward_with_epilogue needs use_bias=False and "
                              f"no activation, got use_bias={self.use_bias}, activation={self.activation.name!r}")
-        z, _ = self._convolve(inputs, epilogue, out)
-        return z
+        self._prepare(inputs)
+        _, _, pads = self._geometry(inputs.shape)
+        kernel = self._cast_param(self.kernel, inputs)
+        plan = winograd.winograd_plan(inputs.shape, kernel.shape, self.strides, pads) if config.winograd() else None
+        if plan is None:
+            return kernels.conv2d_forward(inputs, kernel, self.strides, pads, epilogue=epilogue, out=out)
+        if self._winograd_kernel is None:
+            self._winograd_kernel = winograd.TransformedKernel()
+        transformed = self._winograd_kernel.get(kernel, plan)
+        return winograd.winograd_conv2d_forward(inputs, transformed, plan, epilogue=epilogue, out=out)
 
-    def _convolve(self, inputs, epilogue=None, out=None):
+    def _convolve(self, inputs):
         """z = conv(inputs) (no bias), and the padding used."""
         self._prepare(inputs)
         _, _, pads = self._geometry(inputs.shape)
         kernel = self._cast_param(self.kernel, inputs)
-        return kernels.conv2d_forward(inputs, kernel, self.strides, pads, epilogue=epilogue, out=out), pads
+        return kernels.conv2d_forward(inputs, kernel, self.strides, pads), pads
 
     def backward(self, grad_output):
         inputs, output, pads = self._require_cache()

@@ -1,0 +1,250 @@
+"""Winograd convolution: the same stride-1 convolution with fewer multiplications (inference).
+
+A convolution's output pixel costs KH*KW*C multiply-adds per filter. Winograd's minimal
+filtering algorithm F(m, r) (Winograd 1980; Lavin & Gray, "Fast Algorithms for
+Convolutional Neural Networks", 2016) computes m neighbouring outputs of an r-tap filter
+with m + r - 1 multiplications instead of m * r. In one dimension, with an input tile d of
+length A = m + r - 1 and a filter g of length r:
+
+    y = AT @ ((G @ g) * (BT @ d))          y[i] = sum_j d[i + j] g[j],  i < m
+
+AT (m x A), G (A x r) and BT (A x A) are fixed matrices (``winograd_matrices`` builds
+them). Nested on both axes of an image, F(4x4, 3x3) makes 4x4 outputs of a 3x3 kernel from
+a 6x6 input tile with 36 multiplications instead of 144, for every (input channel, filter)
+pair. Those element-wise products summed over the input channels are matrix products: for
+each of the A_h*A_w positions (a, b) of a tile,
+
+    U[a, b] = (BT_h d BT_w^T)[a, b]   for every tile and channel:        (tiles, C)
+    V[a, b] = (G_h g G_w^T)[a, b]     for every channel and filter:      (C, F)
+    M[a, b] = U[a, b] @ V[a, b]                                          (tiles, F)
+    y_tile  = AT_h M AT_w^T           for every tile and filter           (m_h x m_w pixels)
+
+minidl uses F(4, 3) and F(4, 7) on each axis that has a kernel length of 3 or 7, and
+nothing (F(1, 1)) on an axis of length 1. The products then do 4x fewer multiply-adds than
+im2col's for a 3x3 kernel, 2.8x fewer for InceptionV3's 1x7 and 7x1 kernels and 2x fewer
+for its 1x3 and 3x1. The transforms cost additions and memory traffic, so thin layers
+lose (see ``_MIN_CHANNELS``).
+
+The numbers are not the same bit for bit as im2col's: the sums run in another order and the
+transforms round, more so the larger the tile (entries of BT up to 17 for F(4, 7)). In
+float32 a layer's output differs from im2col's by about 1e-5 of its largest value (im2col's
+own float32 error is about 5e-7); InceptionV3's output differs from Keras's by 5e-5 of its
+largest value (3e-5 without Winograd). That is why it runs only at inference, where minidl
+fuses Conv2D -> BN -> ReLU (``minidl/models/inference_fusion.py``), and can be switched off
+(``minidl.config.set_winograd(False)`` or ``MINIDL_WINOGRAD=0``); training, gradients and
+Grad-CAM use im2col.
+
+Work goes in chunks of tile rows, like ``conv.py``'s chunks of output rows: the input
+transform of a chunk, its A_h*A_w products, the output transform and the epilogue (batch
+norm + ReLU), while the chunk's U and M are in cache. A layer whose U and M fit in the L3
+cache is one chunk; a larger one has many, which go to both cores (``chunk_workers.py``).
+
+Measured on the project's 2-core VM (``benchmarks/winograd_layers.py``, medians of 16
+InceptionV3 passes at batch 5): the 44 layers it takes ran in 250 ms instead of 326 ms;
+predict as a whole (``benchmarks/paired_ab.py winograd=1 winograd=0``, 20 rounds) 0.527 s
+instead of 0.598 s, faster in 17 of 20 rounds.
+
+Example::
+
+    plan = winograd_plan(x.shape, kernel.shape, (1, 1), pads)      # None if it does not apply
+    y = winograd_conv2d_forward(x, transform_kernel(kernel, plan), plan)
+    # y equals conv2d_forward(x, kernel, (1, 1), pads) up to float rounding
+"""
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import cache
+
+import numpy as np
+
+from minidl import kernels
+
+from .chunk_workers import for_each_chunk
+from .conv import _equal_chunks, _output_rows
+from .geometry import padded_output_size
+
+# F(m, r) for each kernel length r used: (m, interpolation points). The points are small
+# numbers (0, +-1, +-2, +-1/2, +-3/2, and infinity, implicit), which keep the matrices'
+# entries small and so the rounding small: with +-3 instead of +-3/2, F(4, 7)'s float32
+# error was twice as large. m = 4 rather than 2 (fewer multiplications, more rounding):
+# measured inside InceptionV3 passes, 73x73x80 -> 192 took 40.6 ms with F(2x2, 3x3) and
+# 27.1 with F(4x4, 3x3) (im2col 55-60); the 17x17 1x7 / 7x1 layers saved 5 ms in all
+# with F(2, 7) and 41 ms with F(4, 7).
+_ALGORITHMS = {
+    1: (1, ()),
+    3: (4, (0, 1, -1, 2, -2)),
+    7: (4, (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2), Fraction(3, 2), Fraction(-3, 2))),
+}
+
+# Chosen by measurement (all InceptionV3 layers Winograd applies to, batch 5, on the
+# project's 2-core VM; ``benchmarks/winograd_layers.py``):
+# * fewer input channels than _MIN_CHANNELS: the A_h*A_w products are too thin to be
+#   fast, and im2col wins (149x149x32 -> 32: 34.4 vs 25.9 ms; 147x147x32 -> 64: a tie);
+# * a layer whose U + M fit in _WHOLE_LAYER_BYTES (in the 32 MB L3 cache) runs as one
+#   chunk, each product on both cores; smaller chunks made the products too small to be
+#   fast (35x35x96 -> 96: 11.4 ms in 2 MB chunks, 9.1 whole, 9.6 im2col). A larger layer
+#   (73x73x80 -> 192: 63 MB) goes in chunks of about _CHUNK_BYTES, shared between the
+#   cores like conv.py's.
+_MIN_CHANNELS = 48
+_WHOLE_LAYER_BYTES = 32 * 2**20
+_CHUNK_BYTES = 2 * 2**20
+
+
+@cache
+def winograd_matrices(m, r, points):
+    """(AT, G, BT) of F(m, r) as float64 arrays, shapes (m, A), (A, r), (A, A), A = m + r - 1.
+
+    ``points`` are the A - 1 finite interpolation points p_k (Cook-Toom); infinity is the
+    last one. AT[i, k] = p_k**i and G[k, j] = p_k**j / prod over l != k of (p_k - p_l),
+    plus a last column/row for the point at infinity. BT is then the one matrix that makes
+    ``AT ((G g) * (BT d))`` the correlation of d with g for every d and g: a linear system,
+    solved here and checked.
+    """
+    if len(points) != m + r - 2 and m + r > 2:
+        raise ValueError(f"minidl/kernels/winograd.py: F({m}, {r}) needs {m + r - 2} points, got {len(points)}")
+    alpha = m + r - 1
+    if alpha == 1:
+        return np.ones((1, 1)), np.ones((1, 1)), np.ones((1, 1))
+    output_matrix = np.zeros((m, alpha))
+    filter_matrix = np.zeros((alpha, r))
+    for k, point in enumerate(points):
+        output_matrix[:, k] = [float(point ** i) for i in range(m)]
+        denominator = np.prod([float(point - other) for other in points if other != point])
+        filter_matrix[k] = [float(point ** j) / denominator for j in range(r)]
+    output_matrix[m - 1, alpha - 1] = 1.0         # the point at infinity
+    filter_matrix[alpha - 1, r - 1] = 1.0
+    # y[i] = sum_k AT[i,k] (G g)[k] (BT d)[k] must equal sum_j g[j] d[i+j]: for each input
+    # position l, sum_k AT[i,k] G[k,j] BT[k,l] = 1 if l == i + j else 0.
+    system = np.einsum("ik,kj->ijk", output_matrix, filter_matrix).reshape(m * r, alpha)
+    wanted = np.zeros((m * r, alpha))
+    for i in range(m):
+        for j in range(r):
+            wanted[i * r + j, i + j] = 1.0
+    input_matrix = np.linalg.lstsq(system, wanted, rcond=None)[0]
+    if not np.allclose(system @ input_matrix, wanted, atol=1e-9):
+        raise ArithmeticError(f"minidl/kernels/winograd.py: F({m}, {r}) has no input transform")
+    input_matrix[np.abs(input_matrix) < 1e-12] = 0.0       # exact zeros: the kernels skip them
+    return output_matrix, filter_matrix, input_matrix
+
+
+@dataclass(frozen=True)
+class WinogradPlan:
+    """How one convolution runs as Winograd: tile sizes, tile counts, padding, sizes."""
+    tile_output: tuple      # (m_h, m_w): output pixels per tile
+    kernel_size: tuple      # (r_h, r_w)
+    tiles: tuple            # (tiles_h, tiles_w) per image
+    pads: tuple             # (top, left)
+    out_size: tuple         # (OH, OW)
+    batch: int
+    channels: int
+    filters: int
+
+    def matrices(self, dtype):
+        """((AT_h, AT_w), (G_h, G_w), (BT_h, BT_w)) in ``dtype``."""
+        return _matrices(self.tile_output, self.kernel_size, np.dtype(dtype).str)
+
+
+@cache
+def _matrices(tile_output, kernel_size, dtype):
+    per_axis = [winograd_matrices(m, r, _ALGORITHMS[r][1]) for m, r in zip(tile_output, kernel_size)]
+    return tuple(tuple(np.ascontiguousarray(axis[which], dtype=dtype) for axis in per_axis)
+                 for which in range(3))
+
+
+def winograd_plan(x_shape, kernel_shape, strides, pads):
+    """A :class:`WinogradPlan` for this convolution, or None if Winograd does not apply.
+
+    It applies to stride 1 with kernel lengths 1, 3 or 7 (not 1x1: that is one product
+    already) and at least ``_MIN_CHANNELS`` input channels. ``pads`` as from
+    :func:`minidl.kernels.conv_geometry`.
+    """
+    kernel_h, kernel_w, channels, filters = kernel_shape
+    if tuple(strides) != (1, 1) or (kernel_h, kernel_w) == (1, 1) or channels < _MIN_CHANNELS:
+        return None
+    if kernel_h not in _ALGORITHMS or kernel_w not in _ALGORITHMS:
+        return None
+    out_h, out_w = padded_output_size(x_shape, (kernel_h, kernel_w), strides, pads,
+                                      where="minidl/kernels/winograd.py winograd_plan")
+    tile_output = (_ALGORITHMS[kernel_h][0], _ALGORITHMS[kernel_w][0])
+    tiles = (-(-out_h // tile_output[0]), -(-out_w // tile_output[1]))
+    return WinogradPlan(tile_output, (kernel_h, kernel_w), tiles, (pads[0][0], pads[1][0]),
+                        (out_h, out_w), x_shape[0], channels, filters)
+
+
+def transform_kernel(kernel, plan):
+    """V (A_h*A_w, C, F) = G_h g G_w^T for every (channel, filter) of HWIO ``kernel``."""
+    _, (g_h, g_w), _ = plan.matrices(kernel.dtype)
+    kernel_h, kernel_w, channels, filters = kernel.shape
+    along_h = (g_h @ kernel.reshape(kernel_h, -1)).reshape(-1, kernel_w, channels * filters)
+    return np.matmul(g_w, along_h).reshape(-1, channels, filters)       # (A_h, A_w, C*F) -> V
+
+
+class TransformedKernel:
+    """One layer's V, transformed again only when its kernel's values have changed.
+
+    Transforming every kernel costs ~30 ms per InceptionV3 pass, comparing it with the
+    copy kept here ~7 ms: the comparison makes an in-place change of the weights (an
+    optimizer step, ``kernel.value[...] = ...``) show in the next prediction.
+    """
+
+    def __init__(self):
+        self._kernel = self._algorithm = self._transformed = None
+
+    def get(self, kernel, plan):
+        """V for ``kernel`` (HWIO) as ``plan`` tiles it."""
+        algorithm = (plan.tile_output, plan.kernel_size)     # V does not depend on the image size
+        if (self._transformed is None or algorithm != self._algorithm or kernel.dtype != self._kernel.dtype
+                or not np.array_equal(kernel, self._kernel)):
+            self._kernel, self._algorithm = kernel.copy(), algorithm
+            self._transformed = transform_kernel(kernel, plan)
+        return self._transformed
+
+
+def winograd_conv2d_forward(x, transformed_kernel, plan, epilogue=None, out=None):
+    """y (N, OH, OW, F) of the convolution ``plan`` describes, from V = ``transform_kernel(...)``.
+
+    ``epilogue`` and ``out`` work as in :func:`minidl.kernels.conv2d_forward`.
+    """
+    (out_h, out_w), (tiles_h, tiles_w) = plan.out_size, plan.tiles
+    if x.shape != (plan.batch,) + x.shape[1:3] + (plan.channels,):
+        raise ValueError(f"minidl/kernels/winograd.py: x has shape {x.shape}, the plan was made for "
+                         f"batch {plan.batch} and {plan.channels} channels")
+    x = np.ascontiguousarray(x)
+    dtype = np.result_type(x.dtype, transformed_kernel.dtype)
+    y_2d = _output_rows(out, (plan.batch, out_h, out_w, plan.filters), dtype)
+    (output_h, output_w), _, (input_h, input_w) = plan.matrices(x.dtype)
+    positions = input_h.shape[0] * input_w.shape[0]
+    tile_row_bytes = positions * tiles_w * (plan.channels + plan.filters) * x.dtype.itemsize
+    tile_rows = plan.batch * tiles_h
+    chunk_bytes = _CHUNK_BYTES if tile_rows * tile_row_bytes > _WHOLE_LAYER_BYTES else _WHOLE_LAYER_BYTES
+    chunks = _equal_chunks(0, tile_rows, -(-tile_rows // max(1, chunk_bytes // tile_row_bytes)))
+    most_tiles = max(count for _, count in chunks) * tiles_w
+
+    def make_buffers():
+        return (np.empty((positions, most_tiles, plan.channels), dtype=x.dtype),
+                np.empty((positions, most_tiles, plan.filters), dtype=dtype))
+
+    def convolve_chunk(chunk, buffers):
+        first_tile_row, tile_row_count = chunk
+        tile_count = tile_row_count * tiles_w
+        tiles_in, products = buffers[0][:, :tile_count], buffers[1][:, :tile_count]
+        kernels.winograd_input_rows(x, input_h, input_w, plan.tile_output, plan.pads, plan.tiles,
+                                    first_tile_row, tile_row_count, tiles_in)
+        np.matmul(tiles_in, transformed_kernel, out=products)
+        first_pixel, last_pixel = (_first_pixel(plan, row) for row in (first_tile_row,
+                                                                       first_tile_row + tile_row_count))
+        pixels = y_2d[first_pixel:last_pixel]
+        kernels.winograd_output_rows(products, output_h, output_w, plan.tiles, first_tile_row,
+                                     tile_row_count, plan.out_size, pixels)
+        if epilogue is not None:
+            epilogue(pixels)
+
+    for_each_chunk(chunks, make_buffers, convolve_chunk)
+    return y_2d.reshape(plan.batch, out_h, out_w, plan.filters) if out is None else out
+
+
+def _first_pixel(plan, tile_row):
+    """Index in y_2d of the first output pixel of ``tile_row`` (or the end, past the last)."""
+    (out_h, out_w), tiles_h, tile_h = plan.out_size, plan.tiles[0], plan.tile_output[0]
+    image, row_in_image = divmod(tile_row, tiles_h)
+    return (image * out_h + min(row_in_image * tile_h, out_h)) * out_w
+

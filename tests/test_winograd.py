@@ -1,0 +1,251 @@
+"""Winograd convolution (minidl/kernels/winograd.py): the same convolution, fewer multiplications.
+
+Pinned down here:
+
+* the transform matrices: AT ((G g) * (BT d)) is the correlation of d with g, exactly
+  (float64), for every F(m, r) minidl uses;
+* the Numba transforms equal the NumPy reference ones, chunk by chunk;
+* winograd_conv2d_forward equals im2col's conv2d_forward up to float rounding, for every
+  kernel shape it takes (3x3, 1x7, 7x1, 1x3, 3x1), 'same' and 'valid', sizes that tiles do
+  not divide, float32 and float64, one chunk or many shared between the cores, with an
+  epilogue (each output pixel once) and into a channel slice of a bigger array;
+* which convolutions it takes (stride 1, not 1x1, enough channels);
+* a kept transformed kernel is made again when the kernel's values change in place;
+* InceptionV3's predict with Winograd equals predict without it up to float rounding, and
+  follows its weights after a training step.
+"""
+import numpy as np
+import pytest
+
+from minidl import applications, config, kernels
+from minidl.kernels import winograd
+from minidl.kernels.winograd import (TransformedKernel, transform_kernel, winograd_conv2d_forward,
+                                     winograd_matrices, winograd_plan)
+from minidl.layers import BatchNormalization
+from minidl.optimizers import Adam
+
+
+@pytest.fixture
+def any_channel_count(monkeypatch):
+    """Winograd for layers of any width, so that tests can use small ones."""
+    monkeypatch.setattr(winograd, "_MIN_CHANNELS", 1)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Many small chunks: chunk boundaries inside images, and sharing between the cores."""
+    monkeypatch.setattr(winograd, "_WHOLE_LAYER_BYTES", 0)
+    monkeypatch.setattr(winograd, "_CHUNK_BYTES", 1)
+
+
+@pytest.mark.parametrize("r", sorted(winograd._ALGORITHMS))
+def test_the_matrices_compute_the_correlation_exactly(r):
+    m, points = winograd._ALGORITHMS[r]
+    output_matrix, filter_matrix, input_matrix = winograd_matrices(m, r, points)
+    alpha = m + r - 1
+    assert output_matrix.shape == (m, alpha) and filter_matrix.shape == (alpha, r)
+    assert input_matrix.shape == (alpha, alpha)
+    rng = np.random.default_rng(r)
+    for _ in range(5):
+        d, g = rng.normal(size=alpha), rng.normal(size=r)
+        expected = np.array([d[i: i + r] @ g for i in range(m)])
+        got = output_matrix @ ((filter_matrix @ g) * (input_matrix @ d))
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_a_wrong_number_of_points_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"F\(2, 3\) needs 3 points, got 2"):
+        winograd_matrices(2, 3, (0, 1))
+
+
+def _case(rng, shape, kernel_size, padding, dtype):
+    x = rng.normal(size=shape).astype(dtype)
+    kernel = (rng.normal(size=kernel_size + (shape[3], 5)) / np.sqrt(np.prod(kernel_size) * shape[3])).astype(dtype)
+    _, _, pads = kernels.conv_geometry(x.shape, kernel_size, (1, 1), padding)
+    return x, kernel, pads
+
+
+CASES = [((2, 9, 7, 3), (3, 3), "same"), ((2, 8, 11, 4), (3, 3), "valid"), ((1, 7, 7, 2), (3, 3), "valid"),
+         ((2, 10, 9, 3), (1, 7), "same"), ((2, 9, 10, 2), (7, 1), "same"), ((1, 13, 12, 3), (1, 7), "valid"),
+         ((2, 6, 5, 3), (1, 3), "same"), ((1, 7, 7, 3), (3, 1), "valid"), ((1, 1, 1, 4), (3, 3), "same")]
+
+
+@pytest.mark.parametrize("shape, kernel_size, padding", CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_winograd_equals_im2col(kernel_path, any_channel_count, shape, kernel_size, padding, dtype):
+    x, kernel, pads = _case(np.random.default_rng(sum(shape)), shape, kernel_size, padding, dtype)
+    plan = winograd_plan(x.shape, kernel.shape, (1, 1), pads)
+    got = winograd_conv2d_forward(x, transform_kernel(kernel, plan), plan)
+    expected = kernels.conv2d_forward(x.astype(np.float64), kernel.astype(np.float64), (1, 1), pads)
+    assert got.shape == expected.shape and got.dtype == dtype
+    tolerance = 1e-12 if dtype == np.float64 else 3e-5
+    np.testing.assert_allclose(got, expected, rtol=0, atol=tolerance * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("shape, kernel_size, padding", CASES[:6])
+def test_chunks_shared_between_cores_give_the_same_result(any_channel_count, small_chunks, shape,
+                                                           kernel_size, padding, monkeypatch):
+    x, kernel, pads = _case(np.random.default_rng(1), shape, kernel_size, padding, np.float64)
+    plan = winograd_plan(x.shape, kernel.shape, (1, 1), pads)
+    transformed = transform_kernel(kernel, plan)
+    chunked = winograd_conv2d_forward(x, transformed, plan)
+    monkeypatch.setattr(winograd, "_WHOLE_LAYER_BYTES", 2**40)
+    whole = winograd_conv2d_forward(x, transformed, plan)
+    np.testing.assert_allclose(chunked, whole, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(whole, kernels.conv2d_forward(x, kernel, (1, 1), pads), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape, kernel_size, padding", CASES[:8])
+def test_numba_transforms_equal_the_reference(any_channel_count, shape, kernel_size, padding):
+    from minidl.kernels import winograd_numba, winograd_reference
+    rng = np.random.default_rng(2)
+    x, kernel, pads = _case(rng, shape, kernel_size, padding, np.float32)
+    plan = winograd_plan(x.shape, kernel.shape, (1, 1), pads)
+    outputs, _, inputs = plan.matrices(np.float32)
+    positions = inputs[0].shape[0] * inputs[1].shape[0]
+    tile_rows = plan.batch * plan.tiles[0]
+    for first, count in [(0, tile_rows), (1, tile_rows - 1), (tile_rows - 1, 1)]:
+        tiles = count * plan.tiles[1]
+        results = []
+        for module in (winograd_reference, winograd_numba):
+            transformed = np.full((positions, tiles, plan.channels), np.nan, np.float32)
+            module.winograd_input_rows(x, *inputs, plan.tile_output, plan.pads, plan.tiles, first, count,
+                                       transformed)
+            products = rng.normal(size=(positions, tiles, 4)).astype(np.float32) if not results else results[0][2]
+            pixels = np.full((x.shape[0] * plan.out_size[0] * plan.out_size[1], 4), np.nan, np.float32)
+            start = winograd._first_pixel(plan, first)
+            stop = winograd._first_pixel(plan, first + count)
+            module.winograd_output_rows(products, *outputs, plan.tiles, first, count, plan.out_size,
+                                        pixels[start:stop])
+            results.append((transformed, pixels, products))
+        for numba_result, reference_result in zip(results[1][:2], results[0][:2]):
+            scale = np.nanmax(np.abs(reference_result))
+            np.testing.assert_allclose(numba_result, reference_result, rtol=0, atol=1e-6 * scale)
+        assert np.isnan(results[1][1][:start]).all() and np.isnan(results[1][1][stop:]).all()
+        assert not np.isnan(results[1][1][start:stop]).any()
+
+
+def test_epilogue_sees_every_pixel_once_and_out_can_be_a_channel_slice(kernel_path, any_channel_count,
+                                                                        small_chunks):
+    x, kernel, pads = _case(np.random.default_rng(3), (2, 9, 8, 3), (3, 3), "same", np.float64)
+    plan = winograd_plan(x.shape, kernel.shape, (1, 1), pads)
+    seen = np.zeros(2 * 9 * 8, int)
+    concatenation = np.full((2, 9, 8, 11), -7.0)          # channels 3..7 are the convolution's
+    out = concatenation[..., 3:8]
+
+    def first_pixel(rows):
+        """Which output pixel ``rows`` (a view into the concatenation) starts at."""
+        offset = rows.__array_interface__["data"][0] - out.__array_interface__["data"][0]
+        return offset // concatenation.strides[2]
+
+    def epilogue(rows):
+        seen[first_pixel(rows): first_pixel(rows) + rows.shape[0]] += 1
+        np.maximum(rows, 0, out=rows)
+
+    result = winograd_conv2d_forward(x, transform_kernel(kernel, plan), plan, epilogue=epilogue, out=out)
+    assert result is out
+    assert (seen == 1).all()
+    expected = np.maximum(kernels.conv2d_forward(x, kernel, (1, 1), pads), 0)
+    np.testing.assert_allclose(concatenation[..., 3:8], expected, rtol=0, atol=1e-12)
+    assert (concatenation[..., :3] == -7).all() and (concatenation[..., 8:] == -7).all()
+
+
+def test_which_convolutions_it_takes():
+    x_shape = (1, 17, 17, 64)
+    same = kernels.conv_geometry(x_shape, (3, 3), (1, 1), "same")[2]
+    assert winograd_plan(x_shape, (3, 3, 64, 8), (1, 1), same) is not None
+    assert winograd_plan(x_shape, (1, 7, 64, 8), (1, 1), ((0, 0), (3, 3))) is not None
+    assert winograd_plan(x_shape, (3, 3, 64, 8), (2, 2), ((0, 0), (0, 0))) is None       # stride 2
+    assert winograd_plan(x_shape, (1, 1, 64, 8), (1, 1), ((0, 0), (0, 0))) is None       # already a product
+    assert winograd_plan(x_shape, (5, 5, 64, 8), (1, 1), ((2, 2), (2, 2))) is None       # no F(m, 5) here
+    thin = (1, 17, 17, winograd._MIN_CHANNELS - 1)
+    assert winograd_plan(thin, (3, 3, thin[3], 8), (1, 1), same) is None                  # too thin to pay
+
+
+def test_plan_and_input_must_agree(any_channel_count):
+    x, kernel, pads = _case(np.random.default_rng(4), (2, 9, 7, 3), (3, 3), "same", np.float32)
+    plan = winograd_plan(x.shape, kernel.shape, (1, 1), pads)
+    with pytest.raises(ValueError, match="batch 2 and 3 channels"):
+        winograd_conv2d_forward(x[:1], transform_kernel(kernel, plan), plan)
+
+
+def test_a_kept_transformed_kernel_follows_changes_in_place(any_channel_count):
+    x, kernel, pads = _case(np.random.default_rng(5), (1, 8, 8, 3), (3, 3), "same", np.float32)
+    plan = winograd_plan(x.shape, kernel.shape, (1, 1), pads)
+    kept = TransformedKernel()
+    first = kept.get(kernel, plan)
+    assert kept.get(kernel, plan) is first                       # unchanged: reused
+    kernel[1, 1, 0, 0] += 1.0                                    # an optimizer's in-place step
+    second = kept.get(kernel, plan)
+    np.testing.assert_array_equal(second, transform_kernel(kernel, plan))
+    assert not np.array_equal(second, first)
+    as_float64 = kept.get(kernel.astype(np.float64), plan)
+    assert as_float64.dtype == np.float64
+
+
+def test_set_winograd_wants_a_bool():
+    with pytest.raises(TypeError, match="set_winograd"):
+        config.set_winograd(1)
+
+
+@pytest.fixture
+def fusion_and_winograd():
+    previous = config.inference_fusion(), config.winograd()
+    config.set_inference_fusion(True)
+    config.set_winograd(True)
+    yield
+    config.set_inference_fusion(previous[0])
+    config.set_winograd(previous[1])
+
+
+def _randomize_batch_norms(model, rng):
+    for layer in model.layers:
+        if isinstance(layer, BatchNormalization):
+            channels = layer.moving_mean.value.shape
+            layer.moving_mean.value = rng.normal(0, 0.5, channels).astype(np.float32)
+            layer.moving_variance.value = rng.uniform(0.2, 3, channels).astype(np.float32)
+
+
+def _inception_and_input(size=107):
+    model = applications.InceptionV3(weights=None, include_top=False, input_shape=(size, size, 3))
+    _randomize_batch_norms(model, np.random.default_rng(7))
+    x = np.random.default_rng(8).normal(size=(2, size, size, 3)).astype(np.float32)
+    return model, x
+
+
+def _winograd_layers(model, x):
+    """Names of the convolutions that ran as Winograd in one predict."""
+    used = []
+    original = winograd.winograd_conv2d_forward
+    winograd.winograd_conv2d_forward = lambda inputs, *args, **kwargs: (
+        used.append(inputs.shape) or original(inputs, *args, **kwargs))
+    try:
+        model.predict_on_batch(x)
+    finally:
+        winograd.winograd_conv2d_forward = original
+    return used
+
+
+def test_inception_predict_with_winograd_equals_without(fusion_and_winograd):
+    model, x = _inception_and_input()
+    assert len(_winograd_layers(model, x)) >= 40       # 3x3 at 35x35 and 8x8, 1x7/7x1 at 17x17, ...
+    with_winograd = model.predict_on_batch(x)
+    config.set_winograd(False)
+    assert _winograd_layers(model, x) == []
+    without = model.predict_on_batch(x)
+    assert np.abs(without).max() > 0.1
+    np.testing.assert_allclose(with_winograd, without, rtol=0, atol=1e-4 * np.abs(without).max())
+    assert not np.array_equal(with_winograd, without)   # it really ran another algorithm
+
+
+def test_inception_predict_follows_a_training_step(fusion_and_winograd):
+    """The transformed kernels kept between predicts are made again after weights change."""
+    model, x = _inception_and_input(75)
+    model.compile(optimizer=Adam(learning_rate=0.01), loss="mean_squared_error")
+    before = model.predict_on_batch(x)
+    model.train_on_batch(x, np.zeros_like(before))
+    after = model.predict_on_batch(x)
+    config.set_winograd(False)
+    reference = model.predict_on_batch(x)
+    assert np.abs(after - before).max() > 1e-2
+    np.testing.assert_allclose(after, reference, rtol=0, atol=1e-4 * np.abs(reference).max())
