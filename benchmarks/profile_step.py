@@ -24,6 +24,8 @@ BatchNormalization + ReLU forward (fused)"); ``MINIDL_FUSE_INFERENCE=0`` splits 
 forward chunks are shared between the cores (``minidl/kernels/chunk_workers.py``) their
 im2col, product and epilogue overlap on two threads, so they are timed together on the
 convolution's line; ``MINIDL_SHARE_CHUNKS=0`` runs the chunks in turn and times each part.
+Fused convolutions that run as Winograd convolutions (``minidl/kernels/winograd.py``) get a
+line of their own; ``MINIDL_WINOGRAD=0`` turns them off.
 """
 import argparse
 import collections
@@ -39,7 +41,7 @@ from bench_step import build_workshop_model, workshop_batch  # noqa: E402
 
 import minidl  # noqa: E402
 from minidl import kernels, layers, optimizers  # noqa: E402
-from minidl.kernels import chunk_workers  # noqa: E402
+from minidl.kernels import chunk_workers, winograd  # noqa: E402
 from minidl.models import Model  # noqa: E402
 
 
@@ -87,13 +89,15 @@ def _leaf_layer_classes():
 
 # Kernel helpers inside the layers; each is timed on its own line (parent layer/phase + name).
 KERNEL_HELPERS = ("im2col", "col2im", "im2col_rows", "col2im_rows_add", "conv2d_forward",
-                  "conv2d_backward", "batchnorm_inference_rows")
+                  "conv2d_backward", "batchnorm_inference_rows", "winograd_input_rows",
+                  "winograd_output_rows")
 
 
 # Per-chunk kernels: with the chunks shared between the cores (minidl/kernels/chunk_workers.py)
 # they run on two threads at once and overlap, so they cannot get lines of their own; the
 # convolution's line then holds im2col + products (+ col2im, + batch norm + ReLU when fused).
-CHUNK_KERNELS = ("im2col_rows", "col2im_rows_add", "batchnorm_inference_rows")
+CHUNK_KERNELS = ("im2col_rows", "col2im_rows_add", "batchnorm_inference_rows", "winograd_input_rows",
+                 "winograd_output_rows")
 PHASES = {"forward": "forward", "backward": "backward",
           "forward_with_epilogue": "+ BatchNormalization + ReLU forward (fused)"}
 
@@ -125,6 +129,10 @@ def instrument(timer):
                 return f"{(parent or '?').split(':')[0]}: {name}"
         wrapped = timer.wrap(getattr(kernels, name), label_of)
         setattr(kernels, name, wrapped)
+    # Winograd convolutions (inference, fused steps): their own line under the fused step.
+    parts = "Winograd transforms + products (+ epilogue)" if sharing else "Winograd products (+ reshapes)"
+    winograd.winograd_conv2d_forward = timer.wrap(winograd.winograd_conv2d_forward,
+                                                  lambda parent: f"{parent or '?'}: {parts}")
     optimizers.Optimizer.apply_gradients = timer.wrap(optimizers.Optimizer.apply_gradients,
                                                       lambda parent: "optimizer (Adam) update")
 
