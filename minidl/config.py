@@ -14,10 +14,11 @@ At inference a model runs each Conv2D -> BatchNormalization -> ReLU chain as one
 (``minidl/models/inference_fusion.py``; same numbers, less memory traffic).
 ``MINIDL_FUSE_INFERENCE=0`` or :func:`set_inference_fusion` turns that off.
 
-Within those fused steps, stride-1 3x3, 1x7, 7x1, 1x3 and 3x1 convolutions use Winograd's
-algorithm (``minidl/kernels/winograd.py``): fewer multiplications, the same numbers up to
-float rounding. ``MINIDL_WINOGRAD=0`` or :func:`set_winograd` turns that off, so that
-inference equals the unfused layers bit for bit.
+When no backward follows (predict, evaluate), stride-1 3x3, 1x7, 7x1, 1x3 and 3x1
+convolutions use Winograd's algorithm (``minidl/kernels/winograd.py``): fewer
+multiplications, the same numbers up to float rounding. ``MINIDL_WINOGRAD=0`` or
+:func:`set_winograd` turns that off, so that inference equals the training-mode layers bit
+for bit.
 
 Example::
 
@@ -100,7 +101,7 @@ def set_inference_fusion(enabled):
 
 
 def winograd():
-    """True when fused inference convolutions may use Winograd's algorithm (the default)."""
+    """True when convolutions may use Winograd's algorithm when no backward follows (the default)."""
     return _winograd
 
 

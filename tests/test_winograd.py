@@ -11,6 +11,7 @@ Pinned down here:
   epilogue (each output pixel once) and into a channel slice of a bigger array;
 * which convolutions it takes (stride 1, not 1x1, enough channels);
 * a kept transformed kernel is made again when the kernel's values change in place;
+* a plain Conv2D uses it only when no backward follows (inside ``no_backward()``);
 * InceptionV3's predict with Winograd equals predict without it up to float rounding, and
   follows its weights after a training step.
 """
@@ -27,8 +28,9 @@ from minidl.optimizers import Adam
 
 @pytest.fixture
 def any_channel_count(monkeypatch):
-    """Winograd for layers of any width, so that tests can use small ones."""
+    """Winograd for layers of any width and size, so that tests can use small ones."""
     monkeypatch.setattr(winograd, "_MIN_CHANNELS", 1)
+    monkeypatch.setattr(winograd, "_MIN_OUTPUT_SIZE", 1)
 
 
 @pytest.fixture
@@ -160,6 +162,8 @@ def test_which_convolutions_it_takes():
     assert winograd_plan(x_shape, (5, 5, 64, 8), (1, 1), ((2, 2), (2, 2))) is None       # no F(m, 5) here
     thin = (1, 17, 17, winograd._MIN_CHANNELS - 1)
     assert winograd_plan(thin, (3, 3, thin[3], 8), (1, 1), same) is None                  # too thin to pay
+    small = (1, winograd._MIN_OUTPUT_SIZE - 1, 40, 64)
+    assert winograd_plan(small, (3, 3, 64, 8), (1, 1), same) is None                      # too few tiles
 
 
 def test_plan_and_input_must_agree(any_channel_count):
@@ -226,9 +230,9 @@ def _winograd_layers(model, x):
     return used
 
 
-def test_inception_predict_with_winograd_equals_without(fusion_and_winograd):
+def test_inception_predict_with_winograd_equals_without(fusion_and_winograd, any_channel_count):
     model, x = _inception_and_input()
-    assert len(_winograd_layers(model, x)) >= 40       # 3x3 at 35x35 and 8x8, 1x7/7x1 at 17x17, ...
+    assert len(_winograd_layers(model, x)) >= 40       # every stride-1 3x3, 1x7, 7x1, 1x3, 3x1
     with_winograd = model.predict_on_batch(x)
     config.set_winograd(False)
     assert _winograd_layers(model, x) == []
@@ -238,7 +242,7 @@ def test_inception_predict_with_winograd_equals_without(fusion_and_winograd):
     assert not np.array_equal(with_winograd, without)   # it really ran another algorithm
 
 
-def test_inception_predict_follows_a_training_step(fusion_and_winograd):
+def test_inception_predict_follows_a_training_step(fusion_and_winograd, any_channel_count):
     """The transformed kernels kept between predicts are made again after weights change."""
     model, x = _inception_and_input(75)
     model.compile(optimizer=Adam(learning_rate=0.01), loss="mean_squared_error")
@@ -249,3 +253,32 @@ def test_inception_predict_follows_a_training_step(fusion_and_winograd):
     reference = model.predict_on_batch(x)
     assert np.abs(after - before).max() > 1e-2
     np.testing.assert_allclose(after, reference, rtol=0, atol=1e-4 * np.abs(reference).max())
+
+
+def test_a_plain_conv_uses_winograd_only_when_no_backward_follows(any_channel_count):
+    """Conv2D.forward inside no_backward() (predict, evaluate, BN recalibration) may use
+    Winograd; a forward that keeps caches for backward (training, Grad-CAM) never does."""
+    from minidl.layers import Conv2D
+    from minidl.layers.base import no_backward
+    layer = Conv2D(6, 3, padding="same", activation="relu", name="plain")
+    x = np.random.default_rng(9).normal(size=(2, 9, 9, 4))
+    layer(x)                                              # builds it
+    calls = []
+    original, previous = winograd.winograd_conv2d_forward, config.winograd()
+    winograd.winograd_conv2d_forward = lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs)
+    config.set_winograd(True)
+    try:
+        recorded = layer.forward(x, training=True)
+        assert calls == []
+        assert layer.backward(np.ones_like(recorded)).shape == x.shape
+        with no_backward():
+            inferred = layer.forward(x)
+        assert calls == [1]
+        config.set_winograd(False)
+        with no_backward():
+            layer.forward(x)
+        assert calls == [1]
+    finally:
+        winograd.winograd_conv2d_forward = original
+        config.set_winograd(previous)
+    np.testing.assert_allclose(inferred, recorded, rtol=0, atol=1e-12 * np.abs(recorded).max())

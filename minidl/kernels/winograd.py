@@ -29,10 +29,11 @@ The numbers are not the same bit for bit as im2col's: the sums run in another or
 transforms round, more so the larger the tile (entries of BT up to 17 for F(4, 7)). In
 float32 a layer's output differs from im2col's by about 1e-5 of its largest value (im2col's
 own float32 error is about 5e-7); InceptionV3's output differs from Keras's by 5e-5 of its
-largest value (3e-5 without Winograd). That is why it runs only at inference, where minidl
-fuses Conv2D -> BN -> ReLU (``minidl/models/inference_fusion.py``), and can be switched off
-(``minidl.config.set_winograd(False)`` or ``MINIDL_WINOGRAD=0``); training, gradients and
-Grad-CAM use im2col.
+largest value (3e-5 without Winograd). It runs only when no backward follows (``predict``,
+``evaluate``, batch-norm recalibration: ``Conv2D._convolve`` inside ``no_backward()``): in
+training the kernels change at every step and would have to be transformed again each
+time, and the backward pass is im2col's. It can be switched off (``minidl.config.set_winograd(False)`` or
+``MINIDL_WINOGRAD=0``); training, gradients and Grad-CAM use im2col.
 
 Work goes in chunks of tile rows, like ``conv.py``'s chunks of output rows: the input
 transform of a chunk, its A_h*A_w products, the output transform and the epilogue (batch
@@ -84,7 +85,11 @@ _ALGORITHMS = {
 #   fast (35x35x96 -> 96: 11.4 ms in 2 MB chunks, 9.1 whole, 9.6 im2col). A larger layer
 #   (73x73x80 -> 192: 63 MB) goes in chunks of about _CHUNK_BYTES, shared between the
 #   cores like conv.py's.
+# * an output smaller than _MIN_OUTPUT_SIZE on a side: a few tiles per image, and the
+#   products no faster than im2col's (8x8 layers: 1.7 ms saved over all 10, less than the
+#   3.5 ms that checking their kernels for changes costs, and 78 MB of transformed kernels).
 _MIN_CHANNELS = 48
+_MIN_OUTPUT_SIZE = 16
 _WHOLE_LAYER_BYTES = 32 * 2**20
 _CHUNK_BYTES = 2 * 2**20
 
@@ -154,8 +159,8 @@ def winograd_plan(x_shape, kernel_shape, strides, pads):
     """A :class:`WinogradPlan` for this convolution, or None if Winograd does not apply.
 
     It applies to stride 1 with kernel lengths 1, 3 or 7 (not 1x1: that is one product
-    already) and at least ``_MIN_CHANNELS`` input channels. ``pads`` as from
-    :func:`minidl.kernels.conv_geometry`.
+    already), at least ``_MIN_CHANNELS`` input channels and an output of at least
+    ``_MIN_OUTPUT_SIZE`` on each side. ``pads`` as from :func:`minidl.kernels.conv_geometry`.
     """
     kernel_h, kernel_w, channels, filters = kernel_shape
     if tuple(strides) != (1, 1) or (kernel_h, kernel_w) == (1, 1) or channels < _MIN_CHANNELS:
@@ -164,6 +169,8 @@ def winograd_plan(x_shape, kernel_shape, strides, pads):
         return None
     out_h, out_w = padded_output_size(x_shape, (kernel_h, kernel_w), strides, pads,
                                       where="minidl/kernels/winograd.py winograd_plan")
+    if min(out_h, out_w) < _MIN_OUTPUT_SIZE:
+        return None
     tile_output = (_ALGORITHMS[kernel_h][0], _ALGORITHMS[kernel_w][0])
     tiles = (-(-out_h // tile_output[0]), -(-out_w // tile_output[1]))
     return WinogradPlan(tile_output, (kernel_h, kernel_w), tiles, (pads[0][0], pads[1][0]),

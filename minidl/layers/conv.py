@@ -19,9 +19,9 @@ Backward, given g = dL/da and G = dL/dz = g * activation'(z) as a matrix
     dL/db = sum over N, OH, OW of G
     dL/dx = col2im(G K^T)               # col2im adds each window back in place
 
-1x1 convolutions with stride 1 skip im2col: x itself is the matrix. At inference,
-fused with batch norm, some stride-1 kernels use Winograd's algorithm instead
-(``forward_with_epilogue``).
+1x1 convolutions with stride 1 skip im2col: x itself is the matrix. When no backward
+will follow (predict, evaluate), some stride-1 kernels use Winograd's algorithm instead
+(``_convolve``).
 The kernels live in ``minidl/kernels/conv.py`` (NumPy reference and Numba).
 
 Example::
@@ -35,7 +35,7 @@ from minidl import config, initializers, kernels
 from minidl.kernels import winograd
 from minidl.kernels.geometry import conv_geometry
 from minidl.layers.activation_mixin import ActivationMixin
-from minidl.layers.base import Layer
+from minidl.layers.base import Layer, is_recording
 
 
 def normalize_tuple(value, n, name, owner):
@@ -120,32 +120,34 @@ class Conv2D(ActivationMixin, Layer):
         """Inference only: the convolution with ``epilogue`` applied in place to each chunk
         of its output, written into ``out`` if given (see ``kernels.conv2d_forward``); no
         bias, no activation, no cache. ``minidl/models/inference_fusion.py`` uses it for
-        Conv2D -> BatchNorm -> ReLU.
-
-        Stride-1 3x3, 1x7, 7x1, 1x3 and 3x1 kernels run as Winograd convolutions here
-        (``minidl/kernels/winograd.py``: fewer multiplications, equal up to float rounding)
-        unless ``minidl.config.set_winograd(False)``; the transformed kernel is kept and
-        made again when the kernel's values change."""
+        Conv2D -> BatchNorm -> ReLU."""
         if self.use_bias or self.activation.name != "linear":
             raise ValueError(f"Conv2D '{self.name}': forward_with_epilogue needs use_bias=False and "
                              f"no activation, got use_bias={self.use_bias}, activation={self.activation.name!r}")
+        z, _ = self._convolve(inputs, epilogue, out)
+        return z
+
+    def _convolve(self, inputs, epilogue=None, out=None):
+        """z = conv(inputs) (no bias), and the padding used.
+
+        When no backward will follow (``predict``, ``evaluate``, batch-norm recalibration:
+        inside ``no_backward()``), stride-1 3x3, 1x7, 7x1, 1x3 and 3x1 kernels run as
+        Winograd convolutions (``minidl/kernels/winograd.py``: fewer multiplications, equal
+        up to float rounding) unless ``minidl.config.set_winograd(False)``. The transformed
+        kernel is kept, and made again when the kernel's values change.
+        """
         self._prepare(inputs)
         _, _, pads = self._geometry(inputs.shape)
         kernel = self._cast_param(self.kernel, inputs)
-        plan = winograd.winograd_plan(inputs.shape, kernel.shape, self.strides, pads) if config.winograd() else None
+        plan = None
+        if config.winograd() and not is_recording():
+            plan = winograd.winograd_plan(inputs.shape, kernel.shape, self.strides, pads)
         if plan is None:
-            return kernels.conv2d_forward(inputs, kernel, self.strides, pads, epilogue=epilogue, out=out)
+            return kernels.conv2d_forward(inputs, kernel, self.strides, pads, epilogue=epilogue, out=out), pads
         if self._winograd_kernel is None:
             self._winograd_kernel = winograd.TransformedKernel()
         transformed = self._winograd_kernel.get(kernel, plan)
-        return winograd.winograd_conv2d_forward(inputs, transformed, plan, epilogue=epilogue, out=out)
-
-    def _convolve(self, inputs):
-        """z = conv(inputs) (no bias), and the padding used."""
-        self._prepare(inputs)
-        _, _, pads = self._geometry(inputs.shape)
-        kernel = self._cast_param(self.kernel, inputs)
-        return kernels.conv2d_forward(inputs, kernel, self.strides, pads), pads
+        return winograd.winograd_conv2d_forward(inputs, transformed, plan, epilogue=epilogue, out=out), pads
 
     def backward(self, grad_output):
         inputs, output, pads = self._require_cache()
