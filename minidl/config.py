@@ -1,4 +1,4 @@
-"""Run-time configuration: which kernel implementation runs, and inference fusion.
+"""Run-time configuration: which kernel implementation runs, inference fusion, Winograd.
 
 minidl has two implementations of every hot kernel (convolution, pooling,
 batch normalization, the augmentation warp):
@@ -14,11 +14,10 @@ At inference a model runs each Conv2D -> BatchNormalization -> ReLU chain as one
 (``minidl/models/inference_fusion.py``; same numbers, less memory traffic).
 ``MINIDL_FUSE_INFERENCE=0`` or :func:`set_inference_fusion` turns that off.
 
-When no backward follows (predict, evaluate), stride-1 3x3, 1x7, 7x1, 1x3 and 3x1
-convolutions use Winograd's algorithm (``minidl/kernels/winograd.py``): fewer
+Conv2D's forward pass runs stride-1 3x3, 1x7, 7x1, 1x3 and 3x1 convolutions on wide
+enough inputs with Winograd's algorithm (``minidl/kernels/winograd.py``): fewer
 multiplications, the same numbers up to float rounding. ``MINIDL_WINOGRAD=0`` or
-:func:`set_winograd` turns that off, so that inference equals the training-mode layers bit
-for bit.
+:func:`set_winograd` turns that off (every convolution im2col's, bit for bit).
 
 Example::
 
@@ -101,12 +100,12 @@ def set_inference_fusion(enabled):
 
 
 def winograd():
-    """True when convolutions may use Winograd's algorithm when no backward follows (the default)."""
+    """True when Conv2D's forward pass may use Winograd's algorithm (the default)."""
     return _winograd
 
 
 def set_winograd(enabled):
-    """Allow (True) or forbid (False) Winograd convolutions at inference; takes effect at once."""
+    """Allow (True) or forbid (False) Winograd convolutions; takes effect at once."""
     global _winograd
     if not isinstance(enabled, bool):
         raise TypeError(f"set_winograd expects True or False, got {enabled!r}")

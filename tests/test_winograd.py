@@ -11,7 +11,8 @@ Pinned down here:
   epilogue (each output pixel once) and into a channel slice of a bigger array;
 * which convolutions it takes (stride 1, not 1x1, enough channels);
 * a kept transformed kernel is made again when the kernel's values change in place;
-* a plain Conv2D uses it only when no backward follows (inside ``no_backward()``);
+* a layer's gradients still check (float64) with a Winograd forward and im2col's backward;
+* ``config.set_winograd(False)`` gives im2col's numbers bit for bit;
 * InceptionV3's predict with Winograd equals predict without it up to float rounding, and
   follows its weights after a training step.
 """
@@ -255,30 +256,39 @@ def test_inception_predict_follows_a_training_step(fusion_and_winograd, any_chan
     np.testing.assert_allclose(after, reference, rtol=0, atol=1e-4 * np.abs(reference).max())
 
 
-def test_a_plain_conv_uses_winograd_only_when_no_backward_follows(any_channel_count):
-    """Conv2D.forward inside no_backward() (predict, evaluate, BN recalibration) may use
-    Winograd; a forward that keeps caches for backward (training, Grad-CAM) never does."""
+@pytest.mark.parametrize("kernel_size", [(3, 3), (1, 7), (7, 1)])
+def test_gradients_check_with_a_winograd_forward(any_channel_count, kernel_size):
+    """Forward runs Winograd, backward im2col: backward must still be forward's gradient
+    (float64, random upstream gradient, the input, kernel and bias checked)."""
+    from minidl.gradcheck import check_gradients
     from minidl.layers import Conv2D
-    from minidl.layers.base import no_backward
-    layer = Conv2D(6, 3, padding="same", activation="relu", name="plain")
-    x = np.random.default_rng(9).normal(size=(2, 9, 9, 4))
-    layer(x)                                              # builds it
     calls = []
-    original, previous = winograd.winograd_conv2d_forward, config.winograd()
+    original = winograd.winograd_conv2d_forward
     winograd.winograd_conv2d_forward = lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs)
-    config.set_winograd(True)
     try:
-        recorded = layer.forward(x, training=True)
-        assert calls == []
-        assert layer.backward(np.ones_like(recorded)).shape == x.shape
-        with no_backward():
-            inferred = layer.forward(x)
-        assert calls == [1]
-        config.set_winograd(False)
-        with no_backward():
-            layer.forward(x)
-        assert calls == [1]
+        layer = Conv2D(4, kernel_size, padding="same", activation="sigmoid", name="checked")
+        report = check_gradients(layer, np.random.default_rng(10).normal(size=(2, 9, 10, 3)))
     finally:
         winograd.winograd_conv2d_forward = original
+    assert calls, "the forward passes of the check did not run as Winograd"
+    assert {row[0] for row in report.rows} == {"input", "checked/kernel:0", "checked/bias:0"}
+    assert report.max_error < 1e-6, report
+
+
+def test_set_winograd_false_gives_im2col_bit_for_bit(any_channel_count):
+    from minidl.layers import Conv2D
+    layer = Conv2D(6, 3, padding="same", name="plain")
+    x = np.random.default_rng(9).normal(size=(2, 9, 9, 4)).astype(np.float32)
+    previous = config.winograd()
+    try:
+        config.set_winograd(True)
+        with_winograd = layer(x)
+        config.set_winograd(False)
+        without = layer(x)
+    finally:
         config.set_winograd(previous)
-    np.testing.assert_allclose(inferred, recorded, rtol=0, atol=1e-12 * np.abs(recorded).max())
+    _, _, pads = kernels.conv_geometry(x.shape, (3, 3), (1, 1), "same")
+    im2col = kernels.conv2d_forward(x, layer.kernel.value, (1, 1), pads) + layer.bias.value
+    np.testing.assert_array_equal(without, im2col)
+    assert not np.array_equal(with_winograd, without)
+    np.testing.assert_allclose(with_winograd, without, rtol=0, atol=1e-5 * np.abs(without).max())

@@ -1,4 +1,4 @@
-"""Winograd convolution: the same stride-1 convolution with fewer multiplications (inference).
+"""Winograd convolution: the same stride-1 convolution with fewer multiplications.
 
 A convolution's output pixel costs KH*KW*C multiply-adds per filter. Winograd's minimal
 filtering algorithm F(m, r) (Winograd 1980; Lavin & Gray, "Fast Algorithms for
@@ -29,11 +29,11 @@ The numbers are not the same bit for bit as im2col's: the sums run in another or
 transforms round, more so the larger the tile (entries of BT up to 17 for F(4, 7)). In
 float32 a layer's output differs from im2col's by about 1e-5 of its largest value (im2col's
 own float32 error is about 5e-7); InceptionV3's output differs from Keras's by 5e-5 of its
-largest value (3e-5 without Winograd). It runs only when no backward follows (``predict``,
-``evaluate``, batch-norm recalibration: ``Conv2D._convolve`` inside ``no_backward()``): in
-training the kernels change at every step and would have to be transformed again each
-time, and the backward pass is im2col's. It can be switched off (``minidl.config.set_winograd(False)`` or
-``MINIDL_WINOGRAD=0``); training, gradients and Grad-CAM use im2col.
+largest value (3e-5 without Winograd). Conv2D uses it for its forward pass, in training
+too (its kernel is then transformed again after every step); its backward pass is
+im2col's, the gradient of the same convolution (gradient checks pass in float64, where the
+difference is 1e-14). ``minidl.config.set_winograd(False)`` or ``MINIDL_WINOGRAD=0``
+switches it off: every convolution is then im2col's, bit for bit.
 
 Work goes in chunks of tile rows, like ``conv.py``'s chunks of output rows: the input
 transform of a chunk, its A_h*A_w products, the output transform and the epilogue (batch

@@ -19,9 +19,9 @@ Backward, given g = dL/da and G = dL/dz = g * activation'(z) as a matrix
     dL/db = sum over N, OH, OW of G
     dL/dx = col2im(G K^T)               # col2im adds each window back in place
 
-1x1 convolutions with stride 1 skip im2col: x itself is the matrix. When no backward
-will follow (predict, evaluate), some stride-1 kernels use Winograd's algorithm instead
-(``_convolve``).
+1x1 convolutions with stride 1 skip im2col: x itself is the matrix. Forward, some
+stride-1 kernels use Winograd's algorithm instead (fewer multiplications, see ``_convolve``);
+backward is always the im2col form above.
 The kernels live in ``minidl/kernels/conv.py`` (NumPy reference and Numba).
 
 Example::
@@ -35,7 +35,7 @@ from minidl import config, initializers, kernels
 from minidl.kernels import winograd
 from minidl.kernels.geometry import conv_geometry
 from minidl.layers.activation_mixin import ActivationMixin
-from minidl.layers.base import Layer, is_recording
+from minidl.layers.base import Layer
 
 
 def normalize_tuple(value, n, name, owner):
@@ -130,18 +130,16 @@ class Conv2D(ActivationMixin, Layer):
     def _convolve(self, inputs, epilogue=None, out=None):
         """z = conv(inputs) (no bias), and the padding used.
 
-        When no backward will follow (``predict``, ``evaluate``, batch-norm recalibration:
-        inside ``no_backward()``), stride-1 3x3, 1x7, 7x1, 1x3 and 3x1 kernels run as
-        Winograd convolutions (``minidl/kernels/winograd.py``: fewer multiplications, equal
-        up to float rounding) unless ``minidl.config.set_winograd(False)``. The transformed
-        kernel is kept, and made again when the kernel's values change.
+        Stride-1 3x3, 1x7, 7x1, 1x3 and 3x1 kernels on wide enough inputs run as Winograd
+        convolutions (``minidl/kernels/winograd.py``: fewer multiplications, equal up to
+        float rounding) unless ``minidl.config.set_winograd(False)``. The transformed kernel
+        is kept, and made again when the kernel's values change (after every training step).
+        Backward is im2col's either way.
         """
         self._prepare(inputs)
         _, _, pads = self._geometry(inputs.shape)
         kernel = self._cast_param(self.kernel, inputs)
-        plan = None
-        if config.winograd() and not is_recording():
-            plan = winograd.winograd_plan(inputs.shape, kernel.shape, self.strides, pads)
+        plan = winograd.winograd_plan(inputs.shape, kernel.shape, self.strides, pads) if config.winograd() else None
         if plan is None:
             return kernels.conv2d_forward(inputs, kernel, self.strides, pads, epilogue=epilogue, out=out), pads
         if self._winograd_kernel is None:
