@@ -10,7 +10,7 @@ Settings (joined with '+'; unset ones keep minidl's default):
 * ``fuse=0|1``  -- inference fusion of Conv2D -> BatchNormalization -> ReLU (and
   concatenation in place), ``minidl.config.set_inference_fusion``;
 * ``share=0|1`` -- convolution chunks shared between the cores, ``MINIDL_SHARE_CHUNKS``.
-* ``winograd=0|1`` -- Winograd convolutions inside the fused inference steps
+* ``winograd=0|1`` -- Winograd convolutions in Conv2D's forward passes
   (``minidl.config.set_winograd``).
 
 Usage::

@@ -40,10 +40,10 @@ transform of a chunk, its A_h*A_w products, the output transform and the epilogu
 norm + ReLU), while the chunk's U and M are in cache. A layer whose U and M fit in the L3
 cache is one chunk; a larger one has many, which go to both cores (``chunk_workers.py``).
 
-Measured on the project's 2-core VM (``benchmarks/winograd_layers.py``, medians of 16
-InceptionV3 passes at batch 5): the 44 layers it takes ran in 250 ms instead of 326 ms;
-predict as a whole (``benchmarks/paired_ab.py winograd=1 winograd=0``, 20 rounds) 0.527 s
-instead of 0.598 s, faster in 17 of 20 rounds.
+Measured on the project's 2-core VM, InceptionV3 at batch 5: the 34 layers it takes ran in
+221 ms instead of 309 ms inside inference passes (``benchmarks/winograd_layers.py``, medians
+of 16); paired A/B (``benchmarks/paired_ab.py winograd=1 winograd=0``): predict 1.175x
+faster (20 of 20 rounds), a training step 1.080x faster (12 of 16).
 
 Example::
 
@@ -86,8 +86,8 @@ _ALGORITHMS = {
 #   (73x73x80 -> 192: 63 MB) goes in chunks of about _CHUNK_BYTES, shared between the
 #   cores like conv.py's.
 # * an output smaller than _MIN_OUTPUT_SIZE on a side: a few tiles per image, and the
-#   products no faster than im2col's (8x8 layers: 1.7 ms saved over all 10, less than the
-#   3.5 ms that checking their kernels for changes costs, and 78 MB of transformed kernels).
+#   products no faster than im2col's (8x8 layers: 1.7 ms saved over all 10, about what
+#   comparing their kernels with the kept copies costs, and 78 MB of transformed kernels).
 _MIN_CHANNELS = 48
 _MIN_OUTPUT_SIZE = 16
 _WHOLE_LAYER_BYTES = 32 * 2**20
@@ -138,6 +138,7 @@ class WinogradPlan:
     kernel_size: tuple      # (r_h, r_w)
     tiles: tuple            # (tiles_h, tiles_w) per image
     pads: tuple             # (top, left)
+    in_size: tuple          # (H, W)
     out_size: tuple         # (OH, OW)
     batch: int
     channels: int
@@ -174,7 +175,7 @@ def winograd_plan(x_shape, kernel_shape, strides, pads):
     tile_output = (_ALGORITHMS[kernel_h][0], _ALGORITHMS[kernel_w][0])
     tiles = (-(-out_h // tile_output[0]), -(-out_w // tile_output[1]))
     return WinogradPlan(tile_output, (kernel_h, kernel_w), tiles, (pads[0][0], pads[1][0]),
-                        (out_h, out_w), x_shape[0], channels, filters)
+                        tuple(x_shape[1:3]), (out_h, out_w), x_shape[0], channels, filters)
 
 
 def transform_kernel(kernel, plan):
@@ -188,22 +189,24 @@ def transform_kernel(kernel, plan):
 class TransformedKernel:
     """One layer's V, transformed again only when its kernel's values have changed.
 
-    Transforming every kernel costs ~30 ms per InceptionV3 pass, comparing it with the
-    copy kept here ~7 ms: the comparison makes an in-place change of the weights (an
-    optimizer step, ``kernel.value[...] = ...``) show in the next prediction.
+    Transforming the 34 InceptionV3 kernels Winograd takes costs ~30 ms, comparing them
+    with the copies kept here ~5 ms: so ``predict`` compares, and transforms only when a
+    kernel changed -- in place too (an optimizer step, ``kernel.value[...] = ...``), which
+    then shows in the next call. In training every step changes them: both costs are paid
+    there, and were included when the step was measured 1.08x faster.
     """
 
     def __init__(self):
-        self._kernel = self._algorithm = self._transformed = None
+        self._kept = None       # (kernel copy, algorithm, V): replaced as one, so threads agree
 
     def get(self, kernel, plan):
         """V for ``kernel`` (HWIO) as ``plan`` tiles it."""
         algorithm = (plan.tile_output, plan.kernel_size)     # V does not depend on the image size
-        if (self._transformed is None or algorithm != self._algorithm or kernel.dtype != self._kernel.dtype
-                or not np.array_equal(kernel, self._kernel)):
-            self._kernel, self._algorithm = kernel.copy(), algorithm
-            self._transformed = transform_kernel(kernel, plan)
-        return self._transformed
+        kept = self._kept
+        if (kept is None or algorithm != kept[1] or kernel.dtype != kept[0].dtype
+                or not np.array_equal(kernel, kept[0])):
+            kept = self._kept = (kernel.copy(), algorithm, transform_kernel(kernel, plan))
+        return kept[2]
 
 
 def winograd_conv2d_forward(x, transformed_kernel, plan, epilogue=None, out=None):
@@ -212,9 +215,10 @@ def winograd_conv2d_forward(x, transformed_kernel, plan, epilogue=None, out=None
     ``epilogue`` and ``out`` work as in :func:`minidl.kernels.conv2d_forward`.
     """
     (out_h, out_w), (tiles_h, tiles_w) = plan.out_size, plan.tiles
-    if x.shape != (plan.batch,) + x.shape[1:3] + (plan.channels,):
+    expected = (plan.batch,) + plan.in_size + (plan.channels,)
+    if x.shape != expected:
         raise ValueError(f"minidl/kernels/winograd.py: x has shape {x.shape}, the plan was made for "
-                         f"batch {plan.batch} and {plan.channels} channels")
+                         f"inputs of shape {expected}")
     x = np.ascontiguousarray(x)
     dtype = np.result_type(x.dtype, transformed_kernel.dtype)
     y_2d = _output_rows(out, (plan.batch, out_h, out_w, plan.filters), dtype)

@@ -5,13 +5,14 @@ tile is transformed in two passes of small matrix products along its two axes,
 
     T[a, j] = sum_i BT_h[a, i] d[i, j]        then     U[a, b] = sum_j BT_w[b, j] T[a, j]
 
-with the channels as the innermost, vectorised loop. Half the entries of a transform
-matrix are zero: those are skipped. ``prange`` runs over the chunk's tile rows; each writes
+with the channels as the innermost, vectorised loop. Many entries of a transform matrix are
+zero (39% of F(4, 3)'s BT): those are skipped. ``prange`` runs over the chunk's tile rows; each writes
 its own tiles of ``out`` (input) or its own output pixels (output), so there are no races.
 
 Example::
 
-    winograd_input_rows(x, BT_h, BT_w, (2, 2), (1, 1), (18, 18), 0, 4, tiles)
+    # 35x35 input, 3x3 kernel, 'same': F(4x4, 3x3), 9x9 tiles per image; tile rows 0-3
+    winograd_input_rows(x, BT_h, BT_w, (4, 4), (1, 1), (9, 9), 0, 4, tiles)
 """
 import numpy as np
 from numba import njit, prange
