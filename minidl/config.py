@@ -94,9 +94,7 @@ def inference_fusion():
 def set_inference_fusion(enabled):
     """Fuse (True) or run every layer on its own (False) at inference; takes effect at once."""
     global _inference_fusion
-    if not isinstance(enabled, bool):
-        raise TypeError(f"set_inference_fusion expects True or False, got {enabled!r}")
-    _inference_fusion = enabled
+    _inference_fusion = _true_or_false("set_inference_fusion", enabled)
 
 
 def winograd():
@@ -107,6 +105,10 @@ def winograd():
 def set_winograd(enabled):
     """Allow (True) or forbid (False) Winograd convolutions; takes effect at once."""
     global _winograd
+    _winograd = _true_or_false("set_winograd", enabled)
+
+
+def _true_or_false(setter, enabled):
     if not isinstance(enabled, bool):
-        raise TypeError(f"set_winograd expects True or False, got {enabled!r}")
-    _winograd = enabled
+        raise TypeError(f"{setter} expects True or False, got {enabled!r}")
+    return enabled

@@ -1,4 +1,5 @@
-"""Shared test fixtures: both kernel paths, the shared data folder, fresh layer names."""
+"""Shared test fixtures: both kernel paths, minidl.config's switches, the shared data folder,
+fresh layer names."""
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,20 @@ def kernel_path(request):
     """Run the test once on the Numba kernels and once on the NumPy reference."""
     with config.using_kernel_path(request.param):
         yield request.param
+
+
+@pytest.fixture
+def config_switches():
+    """Call it as ``config_switches(inference_fusion=True, winograd=False)``: minidl.config's
+    switches for this test, each put back as it was after the test."""
+    previous = {"inference_fusion": config.inference_fusion(), "winograd": config.winograd()}
+
+    def switch(**settings):
+        for name, enabled in settings.items():
+            getattr(config, f"set_{name}")(enabled)
+
+    yield switch
+    switch(**previous)
 
 
 @pytest.fixture(autouse=True)

@@ -26,30 +26,13 @@ from minidl.layers import Activation, AveragePooling2D, BatchNormalization, Conc
 from minidl.layers.base import no_backward
 from minidl.models import Model
 from minidl.models.inference_fusion import ConvBatchNormReLU
+from random_batch_norms import randomize_batch_norms
 
 
 @pytest.fixture
-def fusion_on():
+def fusion_on(config_switches):
     """Fusion on, Winograd off: the fused steps then equal the layers bit for bit."""
-    previous = config.inference_fusion(), config.winograd()
-    config.set_inference_fusion(True)
-    config.set_winograd(False)
-    yield
-    config.set_inference_fusion(previous[0])
-    config.set_winograd(previous[1])
-
-
-def _randomize_batch_norms(model, rng):
-    """Moving statistics far from (0, 1) and gamma/beta far from (1, 0): BN really acts."""
-    for layer in model.layers:
-        if isinstance(layer, BatchNormalization):
-            channels = layer.moving_mean.value.shape
-            layer.moving_mean.value = rng.normal(0, 0.5, channels).astype(layer.moving_mean.dtype)
-            layer.moving_variance.value = rng.uniform(0.2, 3, channels).astype(layer.moving_variance.dtype)
-            if layer.gamma is not None:
-                layer.gamma.value = rng.uniform(-2, 2, channels).astype(layer.gamma.dtype)
-            if layer.beta is not None:
-                layer.beta.value = rng.normal(0, 1, channels).astype(layer.beta.dtype)
+    config_switches(inference_fusion=True, winograd=False)
 
 
 def _fused_chains(model):
@@ -94,7 +77,7 @@ def test_plan_fuses_plain_chains_and_leaves_the_rest(fusion_on):
                       ["g_conv", "g_bn"]]
 
     rng = np.random.default_rng(3)
-    _randomize_batch_norms(model, rng)
+    randomize_batch_norms(model, rng)
     x = rng.normal(size=(2, 9, 9, 3)).astype(np.float32)
     fused = model.predict_on_batch(x)
     config.set_inference_fusion(False)
@@ -107,7 +90,7 @@ def test_plan_fuses_plain_chains_and_leaves_the_rest(fusion_on):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_inception_predict_is_the_same_fused_or_not(kernel_path, dtype, fusion_on):
     model = applications.InceptionV3(weights=None, include_top=False, input_shape=(75, 75, 3))
-    _randomize_batch_norms(model, np.random.default_rng(7))
+    randomize_batch_norms(model, np.random.default_rng(7))
     assert len(_fused_chains(model)) == 94                 # every conv2d_bn of Keras's network
     x = np.random.default_rng(8).normal(size=(2, 75, 75, 3)).astype(dtype)
     fused = model.predict_on_batch(x)
@@ -205,7 +188,7 @@ def test_a_sequential_model_grown_after_predict_is_planned_again(fusion_on):
     assert _fused_chains(model) == [["first_conv", "first_bn", "first_relu"]]
     model.add(Conv2D(4, 1, use_bias=False, name="second_conv"))
     model.add(BatchNormalization(name="second_bn"))
-    _randomize_batch_norms(model, np.random.default_rng(1))
+    randomize_batch_norms(model, np.random.default_rng(1))
     fused = model.predict_on_batch(x)
     assert sorted(_fused_chains(model)) == [["first_conv", "first_bn", "first_relu"], ["second_conv", "second_bn"]]
     config.set_inference_fusion(False)
@@ -231,7 +214,7 @@ def test_fused_steps_write_into_the_concatenation(kernel_path, dtype, fusion_on)
     model = Model(inputs, outer)
     assert _concatenations_in_place(model) == {"mixed": ["a_relu", "b_relu"], "inner": ["c_relu"],
                                                "outer": ["e_relu"]}
-    _randomize_batch_norms(model, np.random.default_rng(5))
+    randomize_batch_norms(model, np.random.default_rng(5))
     x = np.random.default_rng(6).normal(size=(2, 9, 9, 3)).astype(dtype)
     fused = model.predict_on_batch(x)
     config.set_inference_fusion(False)

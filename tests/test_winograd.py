@@ -23,8 +23,8 @@ from minidl import applications, config, kernels
 from minidl.kernels import winograd
 from minidl.kernels.winograd import (TransformedKernel, transform_kernel, winograd_conv2d_forward,
                                      winograd_matrices, winograd_plan)
-from minidl.layers import BatchNormalization
 from minidl.optimizers import Adam
+from random_batch_norms import randomize_batch_norms
 
 
 @pytest.fixture
@@ -195,26 +195,13 @@ def test_set_winograd_wants_a_bool():
 
 
 @pytest.fixture
-def fusion_and_winograd():
-    previous = config.inference_fusion(), config.winograd()
-    config.set_inference_fusion(True)
-    config.set_winograd(True)
-    yield
-    config.set_inference_fusion(previous[0])
-    config.set_winograd(previous[1])
-
-
-def _randomize_batch_norms(model, rng):
-    for layer in model.layers:
-        if isinstance(layer, BatchNormalization):
-            channels = layer.moving_mean.value.shape
-            layer.moving_mean.value = rng.normal(0, 0.5, channels).astype(np.float32)
-            layer.moving_variance.value = rng.uniform(0.2, 3, channels).astype(np.float32)
+def fusion_and_winograd(config_switches):
+    config_switches(inference_fusion=True, winograd=True)
 
 
 def _inception_and_input(size=107):
     model = applications.InceptionV3(weights=None, include_top=False, input_shape=(size, size, 3))
-    _randomize_batch_norms(model, np.random.default_rng(7))
+    randomize_batch_norms(model, np.random.default_rng(7))
     x = np.random.default_rng(8).normal(size=(2, size, size, 3)).astype(np.float32)
     return model, x
 
