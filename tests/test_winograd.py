@@ -13,8 +13,9 @@ Pinned down here:
 * a kept transformed kernel is made again when the kernel's values change in place;
 * a layer's gradients still check (float64) with a Winograd forward and im2col's backward;
 * ``config.set_winograd(False)`` gives im2col's numbers bit for bit;
-* InceptionV3's predict with Winograd equals predict without it up to float rounding, and
-  follows its weights after a training step.
+* InceptionV3's predict with Winograd equals predict without it up to float rounding,
+  fused equals unfused bit for bit with it, and predict follows its weights after a
+  training step.
 """
 import numpy as np
 import pytest
@@ -229,6 +230,19 @@ def test_inception_predict_with_winograd_equals_without(fusion_and_winograd, any
     assert np.abs(without).max() > 0.1
     np.testing.assert_allclose(with_winograd, without, rtol=0, atol=1e-4 * np.abs(without).max())
     assert not np.array_equal(with_winograd, without)   # it really ran another algorithm
+
+
+@pytest.mark.parametrize("path", ["numba", "reference"])
+def test_inception_fused_equals_unfused_bit_for_bit_with_winograd(fusion_and_winograd, any_channel_count,
+                                                                  path):
+    """Fusion adds batch norm + ReLU to each chunk of the same Winograd convolution."""
+    with config.using_kernel_path(path):
+        model, x = _inception_and_input()
+        fused = model.predict_on_batch(x)
+        config.set_inference_fusion(False)
+        unfused = model.predict_on_batch(x)
+    assert len(_winograd_layers(model, x)) >= 40
+    np.testing.assert_array_equal(fused, unfused)
 
 
 def test_inception_predict_follows_a_training_step(fusion_and_winograd, any_channel_count):

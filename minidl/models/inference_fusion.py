@@ -12,8 +12,9 @@ inference batch norm and ReLU act on every value on its own, so they can be appl
 each chunk of z as soon as the convolution's product has made it, while it is still in
 cache: the convolution's ``epilogue`` (see ``minidl/kernels/conv.py``). z is written once,
 b and a never exist as arrays of their own. The numbers are the same, bit for bit: the
-same operations in the same order (``tests/test_inference_fusion.py`` checks it on both
-kernel paths).
+same convolution (im2col, or Winograd where Conv2D picks it) and the same operations in the
+same order (``tests/test_inference_fusion.py`` and ``tests/test_winograd.py`` check it on
+both kernel paths).
 
 When it applies -- all of these hold, else the layers run one by one as usual:
 
