@@ -335,9 +335,13 @@ beta = np.zeros(3, np.float32)
 out, mean, variance, inv_std = kernels.batchnorm_train_forward(x, None, beta, 1e-3)
 kernels.batchnorm_backward(x, x, mean, inv_std, None)
 kernels.batchnorm_inference(x, mean, variance, None, beta, 1e-3)
-affine = kernels.batchnorm_inference_affine(mean, variance, None, beta, 1e-3, 3, np.float32)
-kernels.batchnorm_inference_rows(x.reshape(-1, 3), affine, relu=True)
-from minidl.kernels import winograd
+kernels.relu_backward(kernels.relu_forward(x), x)
+grad_x, _ = kernels.conv2d_backward(kernels.conv2d_forward(x, np.ones((3, 3, 3, 2), np.float32), (1, 1), pads),
+                                    x, np.ones((3, 3, 3, 2), np.float32), (1, 1), pads)
+from minidl.kernels.fast import batchnorm_numba, winograd
+affine = batchnorm_numba.batchnorm_inference_affine(mean, variance, None, beta, 1e-3, 3, np.float32)
+rows = x.reshape(-1, 3)
+batchnorm_numba.batchnorm_inference_rows(rows, affine, relu=True, out=rows)
 wide = np.random.rand(1, 16, 16, 48).astype(np.float32)   # big enough for Winograd (winograd_plan)
 kernel = np.random.rand(3, 3, 48, 4).astype(np.float32)
 plan = winograd.winograd_plan(wide.shape, kernel.shape, (1, 1), ((1, 1), (1, 1)))

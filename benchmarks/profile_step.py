@@ -41,7 +41,7 @@ from bench_step import build_workshop_model, workshop_batch  # noqa: E402
 
 import minidl  # noqa: E402
 from minidl import kernels, layers, optimizers  # noqa: E402
-from minidl.kernels import chunk_workers, winograd  # noqa: E402
+from minidl.kernels.fast import chunks, winograd  # noqa: E402
 from minidl.models import Model  # noqa: E402
 
 

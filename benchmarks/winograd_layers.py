@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from paired_ab import build_workshop_model, workshop_batch  # noqa: E402
 
 from minidl import config  # noqa: E402
-from minidl.kernels import winograd  # noqa: E402
+from minidl.kernels.fast import winograd  # noqa: E402
 from minidl.layers.conv import Conv2D  # noqa: E402
 
 

@@ -5,14 +5,17 @@ A minidl layer is a subclass of ``minidl.layers.Layer`` with five methods
 
 * ``build(input_shape)``             create the weights with ``self.add_weight`` once the shape is known;
 * ``compute_output_shape(shape)``    so the functional API can build a graph without data;
-* ``forward(inputs, training)``      compute the output; keep what backward needs with ``self._keep``;
-* ``backward(grad_output)``          store dL/dparameter in ``parameter.grad``, return dL/dinput;
+* ``forward(inputs, training)``      compute the output; keep what backward needs with
+                                     ``self.save_for_backward(...)``;
+* ``backward(grad_output)``          read ``self.saved``, store dL/dparameter with
+                                     ``self.store_grad(parameter, grad)``, return dL/dinput;
 * ``get_config()``                   the constructor arguments, so a saved model can be rebuilt.
 
-Call ``self._prepare(inputs)`` first in ``forward``: it builds the layer on
-first use and checks the input's rank and channels. Use
-``self._cast_param(p, inputs)`` to read a weight in the input's dtype, so a
-float64 gradient check stays float64.
+Calling the layer (``layer(x)``, or a model calling it) builds it on first use and
+checks its input against ``self.input_spec`` (an ``InputSpec``: rank, channels). Read a
+weight with ``self.value_of(parameter, like=inputs)``: it comes in the input's dtype, so a
+float64 gradient check stays float64. ``store_grad`` refuses a gradient of the wrong
+shape, naming the layer and the parameter.
 
 Then the most important step: ``minidl.check_gradients(layer, x)`` compares
 your backward with finite differences. Do it before you train anything.
@@ -25,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 import minidl
-from minidl.kernels.geometry import conv_geometry
-from minidl.layers import Conv2D, Dense, GlobalAveragePooling2D, Input, Layer
+from minidl.kernels import conv_geometry
+from minidl.layers import Conv2D, Dense, GlobalAveragePooling2D, Input, InputSpec, Layer
 from minidl.models import Model
 from minidl.optimizers import Adam
 
@@ -42,13 +45,12 @@ class LeakyReLU(Layer):
         self.alpha = float(alpha)
 
     def forward(self, inputs, training=False):
-        self._prepare(inputs)
         positive = inputs > 0
-        self._keep(positive)                          # all backward needs: where x was positive
+        self.save_for_backward(positive)             # all backward needs: where x was positive
         return np.where(positive, inputs, inputs.dtype.type(self.alpha) * inputs)
 
     def backward(self, grad_output):
-        positive = self._require_cache()
+        (positive,) = self.saved
         return np.where(positive, grad_output, grad_output.dtype.type(self.alpha) * grad_output)
 
     def get_config(self):
@@ -77,18 +79,17 @@ class DepthwiseConv2D(Layer):
     offsets; for one offset, the cells read by all windows form one strided slice.
     """
 
-    input_rank = 4
-
     def __init__(self, kernel_size=3, strides=1, padding="valid", use_bias=True, **kwargs):
         super().__init__(**kwargs)
         self.kernel_size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
         self.strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
         self.padding = padding
         self.use_bias = use_bias
+        self.input_spec = InputSpec(ndim=4)            # NHWC: calling it on anything else is an error
 
     def build(self, input_shape):
         channels = input_shape[-1]
-        self._input_channels = channels               # _prepare then rejects a wrong channel count
+        self.input_spec = InputSpec(ndim=4, axes={-1: channels})   # now also these channels
         self.kernel = self.add_weight("depthwise_kernel", self.kernel_size + (channels,), "glorot_uniform")
         self.bias = self.add_weight("bias", (channels,), "zeros") if self.use_bias else None
         self.built = True
@@ -99,7 +100,7 @@ class DepthwiseConv2D(Layer):
         out_h, out_w, _ = conv_geometry(input_shape, self.kernel_size, self.strides, self.padding)
         return (input_shape[0], out_h, out_w, input_shape[3])
 
-    def _window(self, offset_h, offset_w, out_h, out_w):
+    def window(self, offset_h, offset_w, out_h, out_w):
         """The cells that kernel offset (offset_h, offset_w) reads, for every output pixel."""
         stride_h, stride_w = self.strides
         return (slice(None),
@@ -108,33 +109,32 @@ class DepthwiseConv2D(Layer):
                 slice(None))
 
     def forward(self, inputs, training=False):
-        self._prepare(inputs)
         out_h, out_w, pads = conv_geometry(inputs.shape, self.kernel_size, self.strides, self.padding)
         padded = np.pad(inputs, ((0, 0), pads[0], pads[1], (0, 0)))
-        kernel = self._cast_param(self.kernel, inputs)
+        kernel = self.value_of(self.kernel, like=inputs)
         output = np.zeros((inputs.shape[0], out_h, out_w, inputs.shape[3]), dtype=inputs.dtype)
         for kh in range(self.kernel_size[0]):
             for kw in range(self.kernel_size[1]):
-                output += padded[self._window(kh, kw, out_h, out_w)] * kernel[kh, kw]
+                output += padded[self.window(kh, kw, out_h, out_w)] * kernel[kh, kw]
         if self.use_bias:
-            output += self._cast_param(self.bias, inputs)
-        self._keep((padded, inputs.shape, pads))
+            output += self.value_of(self.bias, like=inputs)
+        self.save_for_backward(padded, inputs.shape, pads)
         return output
 
     def backward(self, grad_output):
-        padded, input_shape, pads = self._require_cache()
+        padded, input_shape, pads = self.saved
         _, out_h, out_w, _ = grad_output.shape
-        kernel = self._cast_param(self.kernel, grad_output)
+        kernel = self.value_of(self.kernel, like=grad_output)
         grad_kernel = np.zeros(kernel.shape, dtype=grad_output.dtype)
         grad_padded = np.zeros_like(padded, dtype=grad_output.dtype)
         for kh in range(self.kernel_size[0]):
             for kw in range(self.kernel_size[1]):
-                window = self._window(kh, kw, out_h, out_w)
+                window = self.window(kh, kw, out_h, out_w)
                 grad_kernel[kh, kw] = np.sum(grad_output * padded[window], axis=(0, 1, 2))
                 grad_padded[window] += grad_output * kernel[kh, kw]
-        self._store_grad(self.kernel, grad_kernel)
+        self.store_grad(self.kernel, grad_kernel)
         if self.use_bias:
-            self._store_grad(self.bias, grad_output.sum(axis=(0, 1, 2)))
+            self.store_grad(self.bias, grad_output.sum(axis=(0, 1, 2)))
         (top, _), (left, _) = pads
         height, width = input_shape[1:3]
         return grad_padded[:, top:top + height, left:left + width, :]   # padding gets no gradient

@@ -96,7 +96,7 @@ def check_binary_crossentropy(rng):
 class BatchNormalizationMissingTerms(BatchNormalization):
     """A WRONG batch norm backward: it treats the batch mean and variance as constants.
 
-    The correct input gradient (``minidl/kernels/batchnorm_reference.py``) is
+    The correct input gradient (``minidl/kernels/reference/batchnorm.py`` derives it) is
 
         dL/dx = gamma / (n sqrt(var + eps)) * (n g - sum g - x_hat * sum(g x_hat))
 
@@ -105,7 +105,7 @@ class BatchNormalizationMissingTerms(BatchNormalization):
     """
 
     def backward(self, grad_output):
-        _, _, _, inv_std, gamma = self._require_cache()
+        _, _, _, inv_std, gamma = self.saved
         super().backward(grad_output)                        # keeps the parameter gradients right
         scale = inv_std if gamma is None else gamma * inv_std
         return grad_output * scale                           # the missing terms: - sum g - x_hat sum(g x_hat)

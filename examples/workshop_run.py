@@ -76,14 +76,7 @@ def seed_everything(seed):
 
 
 def _dropout_layers(model):
-    found, stack = [], list(model.layers)
-    while stack:
-        layer = stack.pop()
-        if isinstance(layer, Dropout):
-            found.append(layer)
-        elif hasattr(layer, "layers") and getattr(layer, "_graph_ready", False):
-            stack.extend(layer.layers)
-    return found
+    return [layer for layer in model.walk_layers(recursive=True) if isinstance(layer, Dropout)]
 
 
 def seed_epoch(model, generators, seed, epoch, steps):

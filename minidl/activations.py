@@ -54,8 +54,8 @@ class Linear(ActivationFunction):
 class ReLU(ActivationFunction):
     name = "relu"
 
-    # np.maximum(z, 0) and grad_output * (output > 0), as one parallel pass each on the
-    # Numba path (see minidl/kernels/relu_reference.py and relu_numba.py).
+    # np.maximum(z, 0) and grad_output * (output > 0): the operations relu_forward and
+    # relu_backward (minidl/kernels/reference/relu.py).
     def forward(self, z):
         return kernels.relu_forward(z)
 

@@ -1,72 +1,88 @@
-"""Run-time configuration: which kernel implementation runs, inference fusion, Winograd.
+"""Run-time configuration: every switch minidl reads, in one place.
 
-minidl has two implementations of every hot kernel (convolution, pooling,
-batch normalization, the augmentation warp):
+Which implementation of the operations runs (``minidl/kernels/__init__.py`` lists them)::
 
-* ``reference`` -- plain NumPy that a learner can read line by line;
-* ``numba``     -- the same computation compiled with Numba (the default).
+    MINIDL_KERNELS=reference   plain whole-array NumPy, the textbook a learner reads and
+                               steps through in a debugger: no Numba, no threads, no
+                               process settings, one obvious function per operation
+    MINIDL_KERNELS=numba       the engine (the default): the same operations compiled with
+                               Numba, worked in pieces on every core, plus the whole-model
+                               speed-ups of ``minidl/engine/``
 
-Set the environment variable ``MINIDL_KERNELS=reference`` before importing
-minidl, or call :func:`set_kernel_path` at run time, to run everything on the
-reference path. Tests use this switch to prove the two agree.
+The engine's own switches (each is on by default; they have no effect on the reference path)::
 
-At inference a model runs each Conv2D -> BatchNormalization -> ReLU chain as one pass
-(``minidl/models/inference_fusion.py``; same numbers, less memory traffic).
-``MINIDL_FUSE_INFERENCE=0`` or :func:`set_inference_fusion` turns that off.
+    MINIDL_FUSE_INFERENCE=0    predict/evaluate run every layer on its own
+                               (``minidl/engine/inference.py``)
+    MINIDL_WINOGRAD=0          every convolution is im2col's (``minidl/kernels/fast/winograd.py``)
+    MINIDL_SHARE_CHUNKS=0      a convolution's pieces run one after the other, not one per
+                               core (``minidl/kernels/fast/chunks.py``)
+    MINIDL_HAND_OVER_CORES=0   leave OpenMP's and OpenBLAS's waiting policies alone
+    MINIDL_KEEP_FREED_MEMORY=0 leave glibc's malloc alone
+                               (both: ``minidl/kernels/fast/process_settings.py``, applied when
+                               the engine first runs, never at ``import minidl``)
 
-Conv2D's forward pass runs stride-1 3x3, 1x7, 7x1, 1x3 and 3x1 convolutions on wide
-enough inputs with Winograd's algorithm (``minidl/kernels/winograd.py``): fewer
-multiplications, the same numbers up to float rounding. ``MINIDL_WINOGRAD=0`` or
-:func:`set_winograd` turns that off (every convolution im2col's, bit for bit).
+Every flag is read by :func:`env_flag`: ``0``/``false``/``no``/``off`` switch it off,
+``1``/``true``/``yes``/``on`` on (any case); anything else is an error naming the flag.
+The first three can also be changed at run time, below.
 
 Example::
 
     import minidl
-    minidl.config.set_kernel_path("reference")
+    minidl.config.set_kernel_path("reference")        # or: with minidl.config.using_kernel_path(...)
     minidl.config.set_inference_fusion(False)
     minidl.config.set_winograd(False)
 """
 import os
 from contextlib import contextmanager
 
-from minidl import memory, threads
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+KERNEL_PATHS = ("numba", "reference")
 
-# Numba's OpenMP threads and OpenBLAS's threads take turns on the same cores: each pool
-# must hand them over at once instead of spinning (training steps were 4x slower with
-# OpenMP's default spin). See minidl/threads.py; values the user set are kept.
-threads.hand_over_cores_quickly()
 
-# Recycle freed large arrays instead of faulting in fresh pages for every new one
-# (a training step 1.2-1.3x faster; see minidl/memory.py). MINIDL_KEEP_FREED_MEMORY=0 opts out.
-memory.keep_freed_memory_unless_disabled()
+def env_flag(name, default=True):
+    """The boolean environment flag ``name`` (``default`` when unset or empty)."""
+    text = os.environ.get(name, "").strip().lower()
+    if not text:
+        return default
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{name} must be one of {_TRUE + _FALSE}, got {os.environ[name]!r}")
 
-_VALID_PATHS = ("numba", "reference")
-_kernel_path = os.environ.get("MINIDL_KERNELS", "numba").strip().lower() or "numba"
-if _kernel_path not in _VALID_PATHS:
-    raise ValueError(
-        f"MINIDL_KERNELS must be one of {_VALID_PATHS}, got {_kernel_path!r}"
-    )
 
-_inference_fusion = os.environ.get("MINIDL_FUSE_INFERENCE", "1").strip() != "0"
-_winograd = os.environ.get("MINIDL_WINOGRAD", "1").strip() != "0"
+def _kernel_path_from_environment():
+    path = os.environ.get("MINIDL_KERNELS", "").strip().lower() or "numba"
+    if path not in KERNEL_PATHS:
+        raise ValueError(f"MINIDL_KERNELS must be one of {KERNEL_PATHS}, got {os.environ['MINIDL_KERNELS']!r}")
+    return path
+
+
+_kernel_path = _kernel_path_from_environment()
+_kernel_path_listeners = []       # minidl.kernels re-binds its operations when the path changes
+_inference_fusion = env_flag("MINIDL_FUSE_INFERENCE")
+_winograd = env_flag("MINIDL_WINOGRAD")
 
 
 def kernel_path():
-    """Return the active kernel path: 'numba' or 'reference'."""
+    """The active path: 'numba' (the engine, default) or 'reference' (plain NumPy)."""
     return _kernel_path
 
 
-def use_reference_kernels():
-    """True when the readable NumPy reference kernels should run."""
-    return _kernel_path == "reference"
-
-
 def set_kernel_path(path):
-    """Switch between the 'numba' and 'reference' kernels at run time."""
+    """Switch between the engine ('numba') and plain NumPy ('reference'); takes effect at once."""
     global _kernel_path
-    if path not in _VALID_PATHS:
-        raise ValueError(f"kernel path must be one of {_VALID_PATHS}, got {path!r}")
+    if path not in KERNEL_PATHS:
+        raise ValueError(f"kernel path must be one of {KERNEL_PATHS}, got {path!r}")
     _kernel_path = path
+    for listener in _kernel_path_listeners:
+        listener(path)
+
+
+def when_kernel_path_changes(listener):
+    """Call ``listener(path)`` after every :func:`set_kernel_path` (used by ``minidl.kernels``)."""
+    _kernel_path_listeners.append(listener)
 
 
 @contextmanager
@@ -76,7 +92,7 @@ def using_kernel_path(path):
     Example::
 
         with minidl.config.using_kernel_path("reference"):
-            y = layer(x)          # the readable NumPy kernels
+            y = layer(x)          # plain NumPy
     """
     previous = kernel_path()
     set_kernel_path(path)
@@ -87,7 +103,7 @@ def using_kernel_path(path):
 
 
 def inference_fusion():
-    """True when models fuse Conv2D -> BatchNormalization -> ReLU at inference (the default)."""
+    """True when the engine fuses Conv2D -> BatchNormalization -> ReLU at inference (default)."""
     return _inference_fusion
 
 
@@ -98,7 +114,7 @@ def set_inference_fusion(enabled):
 
 
 def winograd():
-    """True when Conv2D's forward pass may use Winograd's algorithm (the default)."""
+    """True when the engine may run a convolution's forward pass as Winograd's (default)."""
     return _winograd
 
 

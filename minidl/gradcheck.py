@@ -83,15 +83,10 @@ def _as_float64(inputs):
 
 
 def _stochastic_layers(target):
-    """Layers whose forward draws random numbers (Dropout): replay the same draw each time."""
-    layers = target.layers if hasattr(target, "_graph_ready") and target._graph_ready else [target]
-    found = []
-    for layer in layers:
-        if hasattr(layer, "_graph_ready"):
-            found.extend(_stochastic_layers(layer))
-        elif hasattr(layer, "rng"):
-            found.append(layer)
-    return found
+    """Layers whose forward draws random numbers (Dropout): replay the same draw each time.
+    A model's layers at any depth (``Model.walk_layers``)."""
+    layers = target.walk_layers(recursive=True) if hasattr(target, "walk_layers") else [target]
+    return [layer for layer in layers if hasattr(layer, "rng")]
 
 
 def check_gradients(target, inputs, training=True, step=1e-6, max_entries=60, directions=3, seed=0,

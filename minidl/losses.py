@@ -22,7 +22,7 @@ is 9e-14, clipping makes it 1e-7, the loss stops at -log(1e-7) = 16.1 instead
 of 30, and the clipped p has zero gradient -- the model gets no signal to fix
 its worst mistake. From the logits the loss is 30 and dl/dz = -1. The training
 loop takes this path automatically when the output layer's activation is a
-sigmoid (``minidl/layers/activation_mixin.py``). Every gradient returned here
+sigmoid (``ActivationMixin`` in ``minidl/layers/activation.py``). Every gradient returned here
 is already divided by the batch size B (and by the number of output units),
 because the loss is a mean.
 
@@ -40,6 +40,8 @@ Example::
     grad = loss.gradient(y_true, y_pred)             # dL/dy_pred, already divided by B
 """
 import numpy as np
+
+from minidl.activations import sigmoid
 
 EPSILON = 1e-7
 
@@ -105,7 +107,7 @@ class BinaryCrossentropy(Loss):
         y_true = align_labels(y_true, y_pred, self.name)
         batch, units = y_pred.shape[0], y_pred.shape[-1]
         if self.from_logits:
-            return (_sigmoid(y_pred) - y_true) / (batch * units)
+            return (sigmoid.forward(y_pred) - y_true) / (batch * units)
         p = np.clip(y_pred, EPSILON, 1 - EPSILON)
         inside = (y_pred > EPSILON) & (y_pred < 1 - EPSILON)    # clipping kills the gradient
         return inside * (p - y_true) / (p * (1 - p)) / (batch * units)
@@ -115,7 +117,7 @@ class BinaryCrossentropy(Loss):
         z = logits
         per_element = np.maximum(z, 0) - z * y_true + np.log1p(np.exp(-np.abs(z)))
         count = z.shape[0] * z.shape[-1]
-        return float(np.mean(per_element)), (_sigmoid(z) - y_true) / z.dtype.type(count)
+        return float(np.mean(per_element)), (sigmoid.forward(z) - y_true) / z.dtype.type(count)
 
     def get_config(self):
         return {"name": self.name, "from_logits": self.from_logits}
@@ -153,11 +155,6 @@ class MeanSquaredError(Loss):
         y_pred = np.asarray(y_pred)
         y_true = align_labels(y_true, y_pred, self.name)
         return 2 * (y_pred - y_true) / (y_pred.shape[0] * y_pred.shape[-1])
-
-
-def _sigmoid(z):
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e)).astype(z.dtype, copy=False)
 
 
 _BY_NAME = {

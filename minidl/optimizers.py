@@ -17,9 +17,17 @@ updates done so far and t = k + 1::
     alpha_t = lr_k * sqrt(1 - beta_2^t) / (1 - beta_1^t)
     p      -= alpha_t * m / (sqrt(v) + epsilon)
 
-Note where epsilon sits: it is added to the square root of the *uncorrected*
-v, which differs from the paper's formula by a factor sqrt(1 - beta_2^t) on
-epsilon. ``lr=`` is accepted as an alias of ``learning_rate``, as in Keras 2.
+Where epsilon sits: it is added to sqrt(v), the square root of the *uncorrected* v.
+Written with the paper's bias-corrected m_hat = m / (1 - beta_1^t) and
+v_hat = v / (1 - beta_2^t), the same step is::
+
+    p -= lr_k * m_hat / (sqrt(v_hat) + epsilon / sqrt(1 - beta_2^t))
+
+so Keras's epsilon acts as the paper's epsilon divided by sqrt(1 - beta_2^t): larger
+than the paper's in the first steps (31.6x at t = 1 with beta_2 = 0.999), the same once
+1 - beta_2^t is close to 1. ``lr=`` is accepted as an alias of ``learning_rate``, as in
+Keras 2. The update itself (the three lines m, v, p) is the operation
+``kernels.adam_update`` (``minidl/kernels/reference/adam.py``).
 
 Optimizer state (``iterations`` and the m, v arrays) can be saved with
 ``get_state()`` and restored with ``set_state()`` so training resumes exactly.
@@ -30,9 +38,8 @@ Example::
     optimizer.apply_gradients(model.trainable_weights)   # uses each Parameter.grad
 """
 import numpy as np
-from numba import njit, prange
 
-from minidl import config as minidl_config
+from minidl import kernels
 
 
 class Optimizer:
@@ -87,9 +94,13 @@ class Optimizer:
             self._restore_slots(self._pending_state, parameters)
             self._pending_state = None
         learning_rate = self.current_learning_rate()
+        clipping = self.clipvalue is not None or self.clipnorm is not None
         for parameter in parameters:
-            slots = self._slots.setdefault(id(parameter), self.new_slots(parameter))
-            self.update(parameter, self._clipped(parameter.grad), slots, learning_rate)
+            slots = self._slots.get(id(parameter))
+            if slots is None:                     # the first update of this parameter
+                slots = self._slots[id(parameter)] = self.new_slots(parameter)
+            grad = self._clipped(parameter.grad) if clipping else parameter.grad
+            self.update(parameter, grad, slots, learning_rate)
         self.iterations += 1
 
     def new_slots(self, parameter):
@@ -145,15 +156,15 @@ class SGD(Optimizer):
         return {"velocity": np.zeros_like(parameter.value)} if self.momentum else {}
 
     def update(self, parameter, grad, slots, learning_rate):
-        lr = parameter.dtype.type(learning_rate)
+        lr = parameter.value.dtype.type(learning_rate)
         if not self.momentum:
             parameter.value -= lr * grad
             return
         velocity = slots["velocity"]
-        velocity *= parameter.dtype.type(self.momentum)
+        velocity *= parameter.value.dtype.type(self.momentum)
         velocity -= lr * grad
         if self.nesterov:
-            parameter.value += parameter.dtype.type(self.momentum) * velocity - lr * grad
+            parameter.value += parameter.value.dtype.type(self.momentum) * velocity - lr * grad
         else:
             parameter.value += velocity
 
@@ -180,50 +191,13 @@ class Adam(Optimizer):
     def update(self, parameter, grad, slots, learning_rate):
         t = self.iterations + 1
         alpha = learning_rate * np.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
-        m, v = slots["m"], slots["v"]
-        value = parameter.value
-        fused = (minidl_config.kernel_path() == "numba" and grad.dtype == value.dtype
-                 and grad.shape == value.shape
-                 and all(a.flags.c_contiguous for a in (value, m, v)))
-        if fused:
-            # The same equations in one pass over p, g, m, v (NumPy needs ~8 passes).
-            dtype = parameter.dtype.type   # scalars in the parameter's dtype, as below
-            _adam_update_kernel(value.reshape(-1), np.ascontiguousarray(grad).reshape(-1),
-                                m.reshape(-1), v.reshape(-1), dtype(self.beta_1), dtype(self.beta_2),
-                                dtype(1 - self.beta_1), dtype(1 - self.beta_2), dtype(self.epsilon),
-                                dtype(alpha))
-            return
-        dtype = parameter.dtype.type
-        # In place: these arrays are as large as the model (22M numbers for InceptionV3).
-        m *= dtype(self.beta_1)
-        m += dtype(1 - self.beta_1) * grad
-        v *= dtype(self.beta_2)
-        v += dtype(1 - self.beta_2) * np.square(grad)
-        step = np.sqrt(v)
-        step += dtype(self.epsilon)
-        np.divide(m, step, out=step)
-        step *= dtype(alpha)
-        parameter.value -= step
+        kernels.adam_update(parameter.value, grad, slots["m"], slots["v"], self.beta_1, self.beta_2,
+                            self.epsilon, alpha)
 
     def get_config(self):
         config = super().get_config()
         config.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
         return config
-
-
-@njit(cache=True, parallel=True)
-def _adam_update_kernel(value, grad, m, v, beta_1, beta_2, one_minus_beta_1, one_minus_beta_2,
-                        epsilon, alpha):
-    """Adam.update's equations element by element on flat arrays, in the parameter's dtype
-    (the scalars arrive in that dtype, so float32 stays float32, as in the NumPy lines).
-
-    Each element is read and written by one thread only (``prange`` over elements).
-    """
-    for i in prange(value.size):
-        g = grad[i]
-        m[i] = beta_1 * m[i] + one_minus_beta_1 * g
-        v[i] = beta_2 * v[i] + one_minus_beta_2 * (g * g)
-        value[i] -= alpha * (m[i] / (np.sqrt(v[i]) + epsilon))
 
 
 class RMSprop(Optimizer):
@@ -244,7 +218,7 @@ class RMSprop(Optimizer):
         return {"accumulator": np.zeros_like(parameter.value)}
 
     def update(self, parameter, grad, slots, learning_rate):
-        dtype = parameter.dtype.type
+        dtype = parameter.value.dtype.type
         accumulator = slots["accumulator"]
         accumulator *= dtype(self.rho)
         accumulator += dtype(1 - self.rho) * np.square(grad)

@@ -1,9 +1,9 @@
-"""The convolution's chunks of output rows compute exactly what one big im2col computes.
+"""The engine's convolution chunks of output rows compute exactly what one big im2col computes.
 
-minidl/kernels/conv.py never builds the whole im2col matrix of a big layer: it fills one
-reused buffer with a chunk of output rows (``im2col_rows``), multiplies it, and adds the
-chunk's input gradient back (``col2im_rows_add``). These tests pin down, on both kernel
-paths:
+minidl/kernels/fast/conv.py never builds the whole im2col matrix of a big layer: it fills
+one reused buffer with a chunk of output rows (``im2col_rows``), multiplies it, and adds the
+chunk's input gradient back (``col2im_rows_add``). The reference path has no chunks: it is
+the definition these tests compare with. They pin down:
 
 * ``im2col_rows`` == the matching rows of the reference ``im2col``, for any chunking of the
   N*OH output rows (chunks crossing image boundaries, a shorter last chunk, asymmetric TF
@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-import minidl.kernels.conv as conv_module
-from minidl import config, kernels
-from minidl.kernels import conv_reference
+import minidl.kernels.fast.conv as conv_module
+from minidl import kernels
+from minidl.kernels.fast import conv_numba
+from minidl.kernels.reference import conv as conv_reference
 
-PATHS = ["reference", "numba"]
 KERNEL_SIZES = [(3, 3), (1, 7), (7, 1), (2, 3), (1, 1), (5, 5), (3, 1)]
 STRIDES = [(1, 1), (2, 2), (1, 2), (2, 1), (3, 3)]
 
@@ -47,47 +47,42 @@ def chunked_cases(draw, max_size=10):
 
 
 # ---------------------------------------------------------------- the two chunk kernels
-@pytest.mark.parametrize("path", PATHS)
 @settings(max_examples=40, deadline=None)
 @given(case=chunked_cases(), dtype=st.sampled_from([np.float32, np.float64]))
-def test_im2col_rows_equals_the_rows_of_im2col(path, case, dtype):
+def test_im2col_rows_equals_the_rows_of_im2col(case, dtype):
     shape, kernel_size, strides, pads, out_w, chunks, seed = case
     x = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
     full = conv_reference.im2col(x, kernel_size, strides, pads)
     # One buffer for every chunk, as conv.py does; NaN shows any element left unwritten.
     buffer = np.full((max(count for _, count in chunks) * out_w, full.shape[1]), np.nan, dtype=dtype)
-    with config.using_kernel_path(path):
-        for first_row, row_count in chunks:
-            out = buffer[: row_count * out_w]
-            returned = kernels.im2col_rows(x, kernel_size, strides, pads, first_row, row_count, out)
-            assert returned is out
-            np.testing.assert_array_equal(out, full[first_row * out_w: (first_row + row_count) * out_w])
-            buffer.fill(np.nan)
+    for first_row, row_count in chunks:
+        out = buffer[: row_count * out_w]
+        returned = conv_numba.im2col_rows(x, kernel_size, strides, pads, first_row, row_count, out)
+        assert returned is out
+        np.testing.assert_array_equal(out, full[first_row * out_w: (first_row + row_count) * out_w])
+        buffer.fill(np.nan)
 
 
-@pytest.mark.parametrize("path", PATHS)
 @settings(max_examples=40, deadline=None)
 @given(case=chunked_cases(), dtype=st.sampled_from([np.float32, np.float64]))
-def test_col2im_rows_add_summed_over_chunks_equals_col2im(path, case, dtype):
+def test_col2im_rows_add_summed_over_chunks_equals_col2im(case, dtype):
     shape, kernel_size, strides, pads, out_w, chunks, seed = case
     rng = np.random.default_rng(seed)
     depth = kernel_size[0] * kernel_size[1] * shape[3]
     grad_cols = rng.standard_normal((sum(count for _, count in chunks) * out_w, depth)).astype(dtype)
     already_there = rng.standard_normal(shape).astype(dtype)  # the kernel must add, not overwrite
     grad_input = already_there.copy()
-    with config.using_kernel_path(path):
-        for first_row, row_count in chunks:
-            chunk = np.ascontiguousarray(grad_cols[first_row * out_w: (first_row + row_count) * out_w])
-            returned = kernels.col2im_rows_add(chunk, first_row, grad_input, kernel_size, strides, pads)
-            assert returned is grad_input
+    for first_row, row_count in chunks:
+        chunk = np.ascontiguousarray(grad_cols[first_row * out_w: (first_row + row_count) * out_w])
+        returned = conv_numba.col2im_rows_add(chunk, first_row, grad_input, kernel_size, strides, pads)
+        assert returned is grad_input
     assert grad_input.dtype == dtype
     expected = already_there + conv_reference.col2im(grad_cols, shape, kernel_size, strides, pads)
     tolerance = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(grad_input, expected, rtol=tolerance, atol=tolerance)
 
 
-@pytest.mark.parametrize("path", PATHS)
-def test_chunk_crossing_an_image_boundary_with_asymmetric_padding(path):
+def test_chunk_crossing_an_image_boundary_with_asymmetric_padding():
     # 6 rows, 3x3 stride 2 'same': OH = 3 with pads (0, 1) -- TF puts the extra row at the bottom.
     x = np.random.default_rng(3).standard_normal((3, 6, 5, 2))
     kernel_size, strides = (3, 3), (2, 2)
@@ -95,27 +90,24 @@ def test_chunk_crossing_an_image_boundary_with_asymmetric_padding(path):
     assert (out_h, pads[0]) == (3, (0, 1))
     first_row, row_count = 2, 5  # image 0's last row, all of image 1, image 2's first row
     out = np.empty((row_count * out_w, 9 * 2))
-    with config.using_kernel_path(path):
-        kernels.im2col_rows(x, kernel_size, strides, pads, first_row, row_count, out)
+    conv_numba.im2col_rows(x, kernel_size, strides, pads, first_row, row_count, out)
     full = conv_reference.im2col(x, kernel_size, strides, pads)
     np.testing.assert_array_equal(out, full[2 * out_w: 7 * out_w])
 
 
-@pytest.mark.parametrize("path", PATHS)
-def test_chunk_errors_name_the_function_and_the_expected_shape(path):
+def test_chunk_errors_name_the_function_and_the_expected_shape():
     x = np.zeros((2, 5, 5, 3))
     pads = ((1, 1), (1, 1))
-    with config.using_kernel_path(path):
-        with pytest.raises(ValueError, match=r"im2col_rows: out must have shape \(row_count \* 5, 27\)"):
-            kernels.im2col_rows(x, (3, 3), (1, 1), pads, 0, 2, np.empty((10, 26)))
-        with pytest.raises(ValueError, match="out must have 10 rows for row_count=2"):
-            kernels.im2col_rows(x, (3, 3), (1, 1), pads, 0, 2, np.empty((15, 27)))
-        with pytest.raises(ValueError, match=r"output rows 9\.\.10 are outside the N\*OH = 10"):
-            kernels.im2col_rows(x, (3, 3), (1, 1), pads, 9, 2, np.empty((10, 27)))
-        with pytest.raises(ValueError, match="C-contiguous"):
-            kernels.im2col_rows(x, (3, 3), (1, 1), pads, 0, 2, np.empty((27, 10)).T)
-        with pytest.raises(ValueError, match=r"col2im_rows_add: grad_cols must have shape"):
-            kernels.col2im_rows_add(np.zeros((7, 27)), 0, np.zeros(x.shape), (3, 3), (1, 1), pads)
+    with pytest.raises(ValueError, match=r"im2col_rows: out must have shape \(row_count \* 5, 27\)"):
+        conv_numba.im2col_rows(x, (3, 3), (1, 1), pads, 0, 2, np.empty((10, 26)))
+    with pytest.raises(ValueError, match="out must have 10 rows for row_count=2"):
+        conv_numba.im2col_rows(x, (3, 3), (1, 1), pads, 0, 2, np.empty((15, 27)))
+    with pytest.raises(ValueError, match=r"output rows 9\.\.10 are outside the N\*OH = 10"):
+        conv_numba.im2col_rows(x, (3, 3), (1, 1), pads, 9, 2, np.empty((10, 27)))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        conv_numba.im2col_rows(x, (3, 3), (1, 1), pads, 0, 2, np.empty((27, 10)).T)
+    with pytest.raises(ValueError, match=r"col2im_rows_add: grad_cols must have shape"):
+        conv_numba.col2im_rows_add(np.zeros((7, 27)), 0, np.zeros(x.shape), (3, 3), (1, 1), pads)
 
 
 # ---------------------------------------------------------------- the convolution, chunked
@@ -140,19 +132,18 @@ def force_rows_per_chunk(monkeypatch, rows_per_chunk, out_w, depth, itemsize):
 def count_chunk_calls(monkeypatch):
     calls = {"im2col_rows": [], "col2im_rows_add": []}
     for name in calls:
-        original = getattr(kernels, name)
+        original = getattr(conv_numba, name)
 
         def spy(*args, _original=original, _name=name, **kwargs):
             calls[_name].append(args)
             return _original(*args, **kwargs)
-        monkeypatch.setattr(kernels, name, spy)
+        monkeypatch.setattr(conv_numba, name, spy)
     return calls
 
 
-@pytest.mark.parametrize("path", PATHS)
 @settings(max_examples=30, deadline=None)
 @given(case=chunked_cases(max_size=9), rows_per_chunk=st.integers(1, 4), filters=st.integers(1, 3))
-def test_conv2d_in_many_chunks_equals_the_whole_matrix(path, case, rows_per_chunk, filters):
+def test_conv2d_in_many_chunks_equals_the_whole_matrix(case, rows_per_chunk, filters):
     shape, kernel_size, strides, pads, out_w, _, seed = case
     if kernel_size == (1, 1) and strides == (1, 1):
         return  # the pointwise fast path has no chunks
@@ -167,11 +158,10 @@ def test_conv2d_in_many_chunks_equals_the_whole_matrix(path, case, rows_per_chun
         depth = kernel_size[0] * kernel_size[1] * shape[3]
         force_rows_per_chunk(monkeypatch, rows_per_chunk, out_w, depth, 8)
         calls = count_chunk_calls(monkeypatch)
-        with config.using_kernel_path(path):
-            y = kernels.conv2d_forward(x, kernel, strides, pads)
-            grad_input, grad_kernel = kernels.conv2d_backward(grad_output, x, kernel, strides, pads)
-            none, kernel_only = kernels.conv2d_backward(grad_output, x, kernel, strides, pads,
-                                                        need_input_grad=False)
+        y = conv_module.conv2d_forward(x, kernel, strides, pads)
+        grad_input, grad_kernel = conv_module.conv2d_backward(grad_output, x, kernel, strides, pads)
+        with conv_module.without_input_gradient():
+            none, kernel_only = conv_module.conv2d_backward(grad_output, x, kernel, strides, pads)
     chunk_count = -(-shape[0] * out_h // rows_per_chunk)
     assert len(calls["im2col_rows"]) == 3 * chunk_count  # forward, backward, backward without dx
     assert len(calls["col2im_rows_add"]) == chunk_count  # only when the input gradient is wanted
@@ -182,7 +172,7 @@ def test_conv2d_in_many_chunks_equals_the_whole_matrix(path, case, rows_per_chun
     np.testing.assert_allclose(kernel_only, expected_grad_kernel, rtol=1e-12, atol=1e-12)
 
 
-def test_chunked_float32_stays_float32_and_matches_float64(kernel_path, monkeypatch):
+def test_chunked_float32_stays_float32_and_matches_float64(monkeypatch):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 9, 8, 3))
     kernel = rng.standard_normal((3, 3, 3, 4))
@@ -191,8 +181,8 @@ def test_chunked_float32_stays_float32_and_matches_float64(kernel_path, monkeypa
     expected = whole_matrix_convolution(x, kernel, grad_output, (2, 2), pads)
     force_rows_per_chunk(monkeypatch, 2, out_w, 27, 4)  # 2*5 = 10 output rows in 5 chunks
     x32, kernel32, grad32 = (array.astype(np.float32) for array in (x, kernel, grad_output))
-    y = kernels.conv2d_forward(x32, kernel32, (2, 2), pads)
-    grad_input, grad_kernel = kernels.conv2d_backward(grad32, x32, kernel32, (2, 2), pads)
+    y = conv_module.conv2d_forward(x32, kernel32, (2, 2), pads)
+    grad_input, grad_kernel = conv_module.conv2d_backward(grad32, x32, kernel32, (2, 2), pads)
     for received, wanted in zip((y, grad_input, grad_kernel), expected):
         assert received.dtype == np.float32
         np.testing.assert_allclose(received, wanted, rtol=1e-4, atol=1e-4)

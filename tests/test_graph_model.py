@@ -75,7 +75,11 @@ def test_nested_sequential_head_like_the_workshop(rng):
     assert [type(l).__name__ for l in model.layers][-1] == "Sequential"
     assert model.output_shape == (None, 1)
     assert model.count_params() == base.count_params() + head.count_params()
-    report = check_gradients(model, rng.standard_normal((3, 5, 5, 3)))
+    # The input's gradient flows back through batch norm's statistics and is small next to
+    # the checked objective: with the default step h = 1e-6 float64 rounding (about 1e-16 / h
+    # of the objective) alone reaches 1e-6 of it; h = 1e-5 keeps both that and the h^2
+    # truncation error far below the tolerance.
+    report = check_gradients(model, rng.standard_normal((3, 5, 5, 3)), step=1e-5)
     assert report.max_error < 1e-6, str(report)
 
 
@@ -140,7 +144,7 @@ def test_clear_errors_for_bad_input():
         Dense(2, kernal_size=3)
     with pytest.raises(ValueError, match="padding must be 'valid' or 'same'"):
         Conv2D(2, 3, padding="full")
-    with pytest.raises(RuntimeError, match="backward\\(\\) needs a forward\\(\\) call first"):
+    with pytest.raises(RuntimeError, match=r"Dense 'dense_\d+': backward\(\) needs what forward\(\) saves"):
         Dense(2).backward(np.zeros((1, 2)))
 
 

@@ -132,3 +132,17 @@ def test_prefetching_a_flow_iterator_gives_the_same_batches():
     with prefetch(gen.flow(x, np.arange(10), batch_size=4, shuffle=False), passes=1) as batches:
         got = [batch[1].tolist() for batch in batches]
     assert got == expected
+
+
+def test_prefetch_lives_in_utils_and_keeps_its_image_pipeline_names():
+    """fit() and the image pipeline share one prefetch (minidl/utils/prefetch.py); importing
+    the old module path neither fails nor replaces the package's `prefetch` function."""
+    import importlib
+
+    import minidl.preprocessing.image as image
+    from minidl.utils import prefetch as shared
+
+    old_module = importlib.import_module("minidl.preprocessing.image.prefetch")
+    assert image.prefetch is shared.prefetch and callable(image.prefetch)
+    assert image.PrefetchIterator is shared.PrefetchIterator
+    assert old_module.prefetch is shared.prefetch

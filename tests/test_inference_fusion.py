@@ -1,16 +1,16 @@
 """Inference fusion: Conv2D -> BatchNormalization -> ReLU run as one pass, same numbers.
 
-minidl/models/inference_fusion.py finds the chains and Model.forward runs each as the
-convolution with batch norm + ReLU applied to each output chunk (the epilogue). These
+minidl/engine/inference.py finds the chains and, on the numba path, predict runs each as
+the convolution with batch norm + ReLU applied to each output chunk (the epilogue). These
 tests pin down:
 
 * which chains are fused -- and which are not: a bias, an activation on the convolution,
   an intermediate read by a second layer or returned by the model, a sigmoid after BN;
 * which fused steps write straight into a channel concatenation's output (and that the
   concatenation then copies in only the others);
-* that predict gives the same numbers bit for bit with fusion on and off, on both kernel
-  paths, in float32 and float64, for a whole InceptionV3 with non-trivial BN statistics;
-* that a forward that keeps caches for backward (Grad-CAM) is never fused;
+* that predict gives the same numbers bit for bit with fusion on and off, in float32 and
+  float64, for a whole InceptionV3 with non-trivial BN statistics;
+* that ``Model.forward`` itself is never fused (Grad-CAM's forward keeps what backward needs);
 * the kernels the epilogue uses: batchnorm_inference_rows == batchnorm_inference then
   relu_forward, bit for bit, in place or not, NaN and -0.0 included;
 * conv2d_forward hands every output row to the epilogue exactly once, as views of y.
@@ -23,10 +23,13 @@ import numpy as np
 import pytest
 
 from minidl import applications, config, kernels
+from minidl.engine import inference
+from minidl.engine.inference import ConvBatchNormReLU
+from minidl.kernels.fast import batchnorm_numba, relu_numba
+from minidl.kernels.fast import conv as fast_conv
 from minidl.layers import Activation, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Input
 from minidl.layers.base import no_backward
 from minidl.models import Model
-from minidl.models.inference_fusion import ConvBatchNormReLU
 from random_batch_norms import randomize_batch_norms
 
 
@@ -37,13 +40,13 @@ def fusion_on(config_switches):
 
 def _fused_chains(model):
     return [[node.layer.name for node in step.nodes]
-            for step in model._fused_steps().values() if isinstance(step, ConvBatchNormReLU)]
+            for step in inference._fused_steps(model).values() if isinstance(step, ConvBatchNormReLU)]
 
 
 def _concatenations_in_place(model):
     """{concatenate name: sorted names of the fused steps writing into it}"""
     found = {}
-    for step in model._fused_steps().values():
+    for step in inference._fused_steps(model).values():
         if isinstance(step, ConvBatchNormReLU) and step.destination is not None:
             found.setdefault(step.destination[0].node.layer.name, []).append(step.nodes[-1].layer.name)
     return {name: sorted(writers) for name, writers in found.items()}
@@ -81,14 +84,14 @@ def test_plan_fuses_plain_chains_and_leaves_the_rest(fusion_on):
     x = rng.normal(size=(2, 9, 9, 3)).astype(np.float32)
     fused = model.predict_on_batch(x)
     config.set_inference_fusion(False)
-    assert model._fused_steps() == {}
+    assert inference._fused_steps(model) == {}
     unfused = model.predict_on_batch(x)
     for got, expected in zip(fused, unfused):
         np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_inception_predict_is_the_same_fused_or_not(kernel_path, dtype, fusion_on):
+def test_inception_predict_is_the_same_fused_or_not(dtype, fusion_on):
     model = applications.InceptionV3(weights=None, include_top=False, input_shape=(75, 75, 3))
     randomize_batch_norms(model, np.random.default_rng(7))
     assert len(_fused_chains(model)) == 94                 # every conv2d_bn of Keras's network
@@ -101,7 +104,7 @@ def test_inception_predict_is_the_same_fused_or_not(kernel_path, dtype, fusion_o
     np.testing.assert_array_equal(fused, unfused)
 
 
-def test_a_forward_that_keeps_caches_is_not_fused(fusion_on):
+def test_model_forward_is_never_fused_predict_is(fusion_on):
     inputs = Input((6, 6, 2))
     outputs = Activation("relu")(BatchNormalization()(Conv2D(3, 3, use_bias=False)(inputs)))
     model = Model(inputs, outputs)
@@ -110,13 +113,16 @@ def test_a_forward_that_keeps_caches_is_not_fused(fusion_on):
     original = ConvBatchNormReLU.run
     ConvBatchNormReLU.run = lambda self, values, buffers: calls.append(1) or original(self, values, buffers)
     try:
-        recorded = model.forward(x, training=False)        # recording: Grad-CAM's way
-        grad = model.backward(np.ones_like(recorded))      # works: every layer kept its cache
+        recorded = model.forward(x, training=False)        # saving for backward: Grad-CAM's way
+        grad = model.backward(np.ones_like(recorded))      # works: every layer kept what it needs
         assert calls == [] and grad.shape == x.shape
         with no_backward():
-            fused = model.forward(x, training=False)
+            plain = model.forward(x, training=False)       # Model.forward is the textbook walk
+        assert calls == []
+        fused = model.predict_on_batch(x)                  # predict goes through the engine
         assert calls == [1]
         np.testing.assert_array_equal(fused, recorded)
+        np.testing.assert_array_equal(plain, recorded)
     finally:
         ConvBatchNormReLU.run = original
 
@@ -127,44 +133,45 @@ def test_set_inference_fusion_wants_a_bool():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_batchnorm_inference_rows_equals_batchnorm_then_relu(kernel_path, dtype):
+def test_batchnorm_inference_rows_equals_batchnorm_then_relu(dtype):
     rng = np.random.default_rng(5)
     rows = rng.normal(size=(300, 7)).astype(dtype)
     rows[0, :3] = [np.nan, -0.0, np.inf]
     mean, variance = rng.normal(size=7), rng.uniform(0.1, 2, 7)
     gamma, beta = rng.normal(size=7), rng.normal(size=7)
     for g, b in ((gamma, beta), (None, None)):
-        affine = kernels.batchnorm_inference_affine(mean.astype(dtype), variance.astype(dtype), g, b, 1e-3, 7, dtype)
-        normalized = kernels.batchnorm_inference(rows, mean.astype(dtype), variance.astype(dtype), g, b, 1e-3)
-        expected = kernels.relu_forward(normalized)
+        affine = batchnorm_numba.batchnorm_inference_affine(mean.astype(dtype), variance.astype(dtype), g, b,
+                                                            1e-3, 7, dtype)
+        normalized = batchnorm_numba.batchnorm_inference(rows, mean.astype(dtype), variance.astype(dtype), g, b,
+                                                         1e-3)
+        expected = relu_numba.relu_forward(normalized)
         out = np.empty_like(rows)
-        assert kernels.batchnorm_inference_rows(rows, affine, relu=True, out=out) is out
+        assert batchnorm_numba.batchnorm_inference_rows(rows, affine, relu=True, out=out) is out
         np.testing.assert_array_equal(out, expected)
         assert not np.signbit(out[~np.isnan(out)]).any()  # -0.0 became +0.0, as relu_forward
-        np.testing.assert_array_equal(kernels.batchnorm_inference_rows(rows, affine, relu=False,
-                                                                       out=np.empty_like(rows)), normalized)
+        np.testing.assert_array_equal(batchnorm_numba.batchnorm_inference_rows(
+            rows, affine, relu=False, out=np.empty_like(rows)), normalized)
         in_place = rows.copy()
-        kernels.batchnorm_inference_rows(in_place, affine, relu=True)
+        batchnorm_numba.batchnorm_inference_rows(in_place, affine, relu=True, out=in_place)
         np.testing.assert_array_equal(in_place, expected)
 
 
-def test_batchnorm_inference_rows_rejects_a_wrong_out(kernel_path):
+def test_batchnorm_inference_rows_rejects_a_wrong_out():
     rows = np.zeros((4, 3), np.float32)
-    affine = kernels.batchnorm_inference_affine(np.zeros(3), np.ones(3), None, None, 1e-3, 3, np.float32)
+    affine = batchnorm_numba.batchnorm_inference_affine(np.zeros(3), np.ones(3), None, None, 1e-3, 3, np.float32)
     with pytest.raises(ValueError, match="batchnorm_inference_rows"):
-        kernels.batchnorm_inference_rows(rows, affine, out=np.zeros((4, 3), np.float64))
+        batchnorm_numba.batchnorm_inference_rows(rows, affine, relu=False, out=np.zeros((4, 3), np.float64))
 
 
 @pytest.mark.parametrize("kernel_size,padding", [((3, 3), "same"), ((1, 1), "valid"), ((1, 7), "same")])
-def test_conv_epilogue_sees_every_output_row_once(kernel_path, kernel_size, padding, monkeypatch):
-    import minidl.kernels.conv as conv_module
-    monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 256)   # many chunks
-    monkeypatch.setattr(conv_module, "_KERNEL_MULTIPLE", 0)
+def test_conv_epilogue_sees_every_output_row_once(kernel_size, padding, monkeypatch):
+    monkeypatch.setattr(fast_conv, "_CHUNK_BYTES", 256)   # many chunks
+    monkeypatch.setattr(fast_conv, "_KERNEL_MULTIPLE", 0)
     rng = np.random.default_rng(2)
     x = rng.normal(size=(3, 11, 9, 4))
     kernel = rng.normal(size=kernel_size + (4, 5))
     _, _, pads = kernels.conv_geometry(x.shape, kernel_size, (1, 1), padding)
-    plain = kernels.conv2d_forward(x, kernel, (1, 1), pads)
+    plain = fast_conv.conv2d_forward(x, kernel, (1, 1), pads)
     seen = []
 
     def epilogue(rows):
@@ -172,7 +179,7 @@ def test_conv_epilogue_sees_every_output_row_once(kernel_path, kernel_size, padd
         seen.append(rows.shape[0])
         rows *= 2.0
 
-    doubled = kernels.conv2d_forward(x, kernel, (1, 1), pads, epilogue=epilogue)
+    doubled = fast_conv.conv2d_forward(x, kernel, (1, 1), pads, epilogue=epilogue)
     assert sum(seen) == plain.size // 5
     if kernel_size != (1, 1):
         assert len(seen) > 1
@@ -196,7 +203,7 @@ def test_a_sequential_model_grown_after_predict_is_planned_again(fusion_on):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fused_steps_write_into_the_concatenation(kernel_path, dtype, fusion_on):
+def test_fused_steps_write_into_the_concatenation(dtype, fusion_on):
     inputs = Input((9, 9, 3))
 
     def conv_bn_relu(x, filters, size, name):
@@ -236,11 +243,11 @@ def test_conv_out_must_be_a_slice_of_the_last_axis():
     kernel = np.zeros((3, 3, 2, 3))
     _, _, pads = kernels.conv_geometry(x.shape, (3, 3), (1, 1), "same")
     with pytest.raises(ValueError, match="out must have shape"):
-        kernels.conv2d_forward(x, kernel, (1, 1), pads, out=np.zeros((1, 4, 4, 4)))
+        fast_conv.conv2d_forward(x, kernel, (1, 1), pads, out=np.zeros((1, 4, 4, 4)))
     with pytest.raises(ValueError, match="evenly spaced"):
-        kernels.conv2d_forward(x, kernel, (1, 1), pads, out=np.zeros((1, 8, 4, 3))[:, ::2])
+        fast_conv.conv2d_forward(x, kernel, (1, 1), pads, out=np.zeros((1, 8, 4, 3))[:, ::2])
     target = np.full((1, 4, 4, 7), 5.0)
-    kernels.conv2d_forward(x + 1, kernel + 1, (1, 1), pads, out=target[..., 2:5])
+    fast_conv.conv2d_forward(x + 1, kernel + 1, (1, 1), pads, out=target[..., 2:5])
     np.testing.assert_array_equal(target[..., :2], 5.0)
     np.testing.assert_array_equal(target[..., 5:], 5.0)
-    np.testing.assert_array_equal(target[..., 2:5], kernels.conv2d_forward(x + 1, kernel + 1, (1, 1), pads))
+    np.testing.assert_array_equal(target[..., 2:5], fast_conv.conv2d_forward(x + 1, kernel + 1, (1, 1), pads))

@@ -6,7 +6,8 @@ from hypothesis import given, settings, strategies as st
 
 from minidl import config, kernels
 from minidl.gradcheck import numerical_gradient
-from minidl.kernels import batchnorm_numba, batchnorm_reference
+from minidl.kernels.fast import batchnorm_numba
+from minidl.kernels.reference import batchnorm as batchnorm_reference
 
 PATHS = ["reference", "numba"]
 

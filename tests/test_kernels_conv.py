@@ -11,7 +11,10 @@ from hypothesis import given, settings, strategies as st
 
 from minidl import config, kernels
 from minidl.gradcheck import numerical_gradient
-from minidl.kernels import conv_numba, conv_reference
+from minidl.kernels import fast, reference
+from minidl.kernels.fast import conv as fast_conv
+from minidl.kernels.fast import conv_numba
+from minidl.kernels.reference import conv as conv_reference
 
 PATHS = ["reference", "numba"]
 KERNEL_SIZES = [(1, 1), (1, 7), (7, 1), (3, 3), (5, 5), (1, 3), (3, 1), (2, 3)]
@@ -190,27 +193,47 @@ def test_conv2d_backward_matches_central_differences(path, kernel_size, strides,
         y = kernels.conv2d_forward(x, kernel, strides, pads)
         upstream = rng.standard_normal(y.shape)
         grad_input, grad_kernel = kernels.conv2d_backward(upstream, x, kernel, strides, pads)
-        only_kernel = kernels.conv2d_backward(upstream, x, kernel, strides, pads, need_input_grad=False)
 
         def forward():
             return kernels.conv2d_forward(x, kernel, strides, pads)
 
         central_difference_check(forward, x, grad_input, upstream)
         central_difference_check(forward, kernel, grad_kernel, upstream)
-    assert only_kernel[0] is None
-    np.testing.assert_allclose(only_kernel[1], grad_kernel)
 
 
-def test_conv_shape_errors_name_the_problem():
+@pytest.mark.parametrize("kernel_size,strides", [((3, 3), (2, 2)), ((1, 1), (1, 1))])
+def test_engine_skips_the_input_gradient_only_when_asked(kernel_size, strides):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 6, 5, 2))
+    kernel = rng.standard_normal(kernel_size + (2, 3))
+    _, _, pads = kernels.conv_geometry(x.shape, kernel_size, strides, "same")
+    upstream = rng.standard_normal(fast_conv.conv2d_forward(x, kernel, strides, pads).shape)
+    grad_input, grad_kernel = fast_conv.conv2d_backward(upstream, x, kernel, strides, pads)
+    with fast_conv.without_input_gradient():
+        only_kernel = fast_conv.conv2d_backward(upstream, x, kernel, strides, pads)
+    assert grad_input is not None and only_kernel[0] is None
+    np.testing.assert_array_equal(only_kernel[1], grad_kernel)
+    assert fast_conv.conv2d_backward(upstream, x, kernel, strides, pads)[0] is not None   # restored
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_conv_shape_errors_name_the_problem(path):
     x = np.zeros((1, 5, 5, 3))
-    with pytest.raises(ValueError, match="C=3"):
-        kernels.conv2d_forward(x, np.zeros((3, 3, 4, 2)), (1, 1), ((1, 1), (1, 1)))
-    with pytest.raises(ValueError, match="grad_output must have shape"):
-        kernels.conv2d_backward(np.zeros((1, 4, 4, 2)), x, np.zeros((3, 3, 3, 2)), (1, 1), ((1, 1), (1, 1)))
+    with kernel_path(path):
+        with pytest.raises(ValueError, match="C=3"):
+            kernels.conv2d_forward(x, np.zeros((3, 3, 4, 2)), (1, 1), ((1, 1), (1, 1)))
+        with pytest.raises(ValueError, match="grad_output must have shape"):
+            kernels.conv2d_backward(np.zeros((1, 4, 4, 2)), x, np.zeros((3, 3, 3, 2)), (1, 1), ((1, 1), (1, 1)))
 
 
-def test_dispatch_follows_set_kernel_path_at_call_time():
+def test_operations_follow_set_kernel_path_at_once():
     with kernel_path("reference"):
-        assert kernels._module("conv") is conv_reference
+        assert kernels.conv2d_forward is reference.conv2d_forward
+        assert kernels.adam_update is reference.adam_update
     with kernel_path("numba"):
-        assert kernels._module("conv") is conv_numba
+        x, kernel = np.ones((1, 3, 3, 1)), np.ones((1, 1, 1, 1))
+        kernels.conv2d_forward(x, kernel, (1, 1), ((0, 0), (0, 0)))    # the engine loads at its first call
+        assert kernels.conv2d_forward is fast.conv2d_forward
+        assert kernels.relu_forward is fast.relu_forward
+    with kernel_path("reference"):
+        assert kernels.conv2d_forward is reference.conv2d_forward

@@ -7,7 +7,8 @@ from hypothesis import given, settings, strategies as st
 
 from minidl import config, kernels
 from minidl.gradcheck import numerical_gradient
-from minidl.kernels import pooling_numba, pooling_reference
+from minidl.kernels.fast import pooling_numba
+from minidl.kernels.reference import pooling as pooling_reference
 
 PATHS = ["reference", "numba"]
 

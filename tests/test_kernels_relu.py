@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minidl.kernels import relu_numba, relu_reference
+from minidl.kernels.fast import relu_numba
+from minidl.kernels.reference import relu as relu_reference
 
 SPECIALS = np.array([np.nan, -0.0, 0.0, np.inf, -np.inf, 1e-30, -1e-30])
 

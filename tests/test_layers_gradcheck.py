@@ -143,7 +143,7 @@ def test_gradcheck_catches_a_broken_backward(rng):
 
     def broken_backward(grad_output):
         original_backward(grad_output)
-        _, inputs, mean, inv_std, gamma = layer._cache
+        _, inputs, mean, inv_std, gamma = layer.saved
         return grad_output * gamma * inv_std         # treats batch statistics as constants
 
     layer.backward = broken_backward

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from minidl import kernels
-from minidl.kernels import pooling_numba, pooling_reference
+from minidl.kernels.fast import pooling_numba
+from minidl.kernels.reference import pooling as pooling_reference
 
 
 def all_four(module, x, grad_seed, pool_size, strides, pads):

@@ -1,5 +1,5 @@
-"""The converter: md5 of known files, shape checks against an architecture,
-atomic output, and the command line."""
+"""The converter: md5 of known files, shape checks against an architecture
+(given as a ModelLayout: plain data), atomic output, and the command line."""
 import hashlib
 
 import h5py
@@ -8,7 +8,8 @@ import pytest
 
 from minidl.weights import minidl_h5
 from minidl.weights.__main__ import main as cli_main
-from minidl.weights.convert import OFFICIAL_FILES, WeightsChecksumError, convert
+from minidl.weights.convert import OFFICIAL_FILES, ModelLayout, WeightsChecksumError, convert
+from minidl.weights.keras_h5 import LayerWeights
 from minidl.weights.minidl_h5 import read_minidl_h5, read_minidl_h5_attributes
 
 RNG = np.random.default_rng(3)
@@ -153,11 +154,14 @@ def small_minidl_model(dense_units):
 
 
 def test_architecture_check_accepts_a_fitting_model_and_stores_its_config(tmp_path):
+    from minidl.models.saving import model_layout
+
     source = tmp_path / "small.h5"
     write_small_keras_file(source)
     model = small_minidl_model(2)
-    result = convert(source, tmp_path / "c.h5", architecture=model)
-    assert result.architecture_checked and "checked" in result.architecture_note
+    result = convert(source, tmp_path / "c.h5", architecture=model_layout(model))
+    assert result.architecture_checked
+    assert result.architecture_note == f"checked against Model '{model.name}'"
     stored = read_minidl_h5_attributes(tmp_path / "c.h5")["architecture"]
     assert [entry["class_name"] for entry in stored["config"]["layers"]][:3] == ["InputLayer", "Conv2D", "BatchNormalization"]
     # the converted file then loads into that model
@@ -166,27 +170,51 @@ def test_architecture_check_accepts_a_fitting_model_and_stores_its_config(tmp_pa
 
 
 def test_architecture_check_rejects_a_wrong_shape_without_output(tmp_path):
+    from minidl.models.saving import model_layout
+
     source = tmp_path / "small.h5"
     write_small_keras_file(source)
     with pytest.raises(ValueError, match=r"\(64, 3\).*dense_1.*\(64, 2\)"):
-        convert(source, tmp_path / "c.h5", architecture=small_minidl_model(3))
+        convert(source, tmp_path / "c.h5", architecture=model_layout(small_minidl_model(3)))
     assert not (tmp_path / "c.h5").exists()
 
 
-def test_official_file_is_checked_against_inception_v3_when_available(tmp_path):
-    """A file named like the official notop file (md5 overridden) is checked
-    against InceptionV3(include_top=False): 3 weighted layers cannot fit its 188."""
+def test_architecture_as_plain_data_needs_no_model(tmp_path):
+    """The layout is data: a list of layers with arrays of the right shapes is enough."""
+    source = tmp_path / "small.h5"
+    names, arrays = write_small_keras_file(source)
+    layers = [LayerWeights(name, [(weight_name, np.zeros_like(array)) for weight_name, array in arrays.get(name, [])])
+              for name in names]
+    layout = ModelLayout("a hand-written layout", layers, config_json='{"class_name": "Model", "config": {}}')
+    result = convert(source, tmp_path / "c.h5", architecture=layout)
+    assert result.architecture_checked and "a hand-written layout" in result.architecture_note
+    assert read_minidl_h5_attributes(tmp_path / "c.h5")["architecture"] == {"class_name": "Model", "config": {}}
+
+    shorter = layout._replace(layers=layers[:-1])  # dense_1 missing: 2 weighted layers, not 3
+    with pytest.raises(ValueError, match="containing 3 layers into a model with 2 layers"):
+        convert(source, tmp_path / "d.h5", architecture=shorter)
+    assert not (tmp_path / "d.h5").exists()
+
+
+def test_a_model_object_is_refused_with_the_way_to_describe_it(tmp_path):
+    source = tmp_path / "small.h5"
+    write_small_keras_file(source)
+    with pytest.raises(TypeError, match=r"ModelLayout.*got Model.*model_layout\(model\)"):
+        convert(source, tmp_path / "c.h5", architecture=small_minidl_model(2))
+    assert not (tmp_path / "c.h5").exists()
+
+
+def test_official_file_name_without_architecture_is_md5_checked_only(tmp_path, capsys):
+    """The weights package never builds InceptionV3 itself (it must not import the
+    models): a file named like the official one is md5-checked and converted; the
+    shape check happens where the model is built (tests/test_weights_imagenet.py)."""
     fake = tmp_path / NOTOP
     write_small_keras_file(fake)
     md5 = hashlib.md5(fake.read_bytes()).hexdigest()
-    try:
-        from minidl.applications import InceptionV3  # noqa: F401
-    except ImportError:
-        result = convert(fake, tmp_path / "c.h5", expected_md5=md5)
-        assert not result.architecture_checked and "unavailable" in result.architecture_note
-        return
-    with pytest.raises(ValueError, match="containing 3 layers into a model with 188 layers"):
-        convert(fake, tmp_path / "c.h5", expected_md5=md5)
-    assert not (tmp_path / "c.h5").exists()
-    result = convert(fake, tmp_path / "c.h5", expected_md5=md5, architecture=False)
-    assert not result.architecture_checked and result.md5_verified
+    result = convert(fake, tmp_path / "c.h5", expected_md5=md5)
+    assert result.md5_verified and not result.architecture_checked
+    assert result.architecture_note == "not checked (no architecture given)"
+    assert read_minidl_h5_attributes(tmp_path / "c.h5")["architecture"] is None
+    # the command line's old switch is still accepted
+    assert cli_main(["convert", str(fake), str(tmp_path / "d.h5"), "--md5", md5, "--no-architecture-check"]) == 0
+    assert "md5 verified" in capsys.readouterr().out

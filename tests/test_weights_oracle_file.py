@@ -54,7 +54,7 @@ def test_oracle_first_weighted_layers(oracle_layers):
 
 def test_oracle_converts_losslessly(tmp_path, oracle_layers):
     destination = tmp_path / "oracle.minidl.h5"
-    result = convert(ORACLE, destination, architecture=False)
+    result = convert(ORACLE, destination)
     assert (result.weighted_layers, result.arrays, result.numbers) == (188, 376, 21_802_784)
     converted = read_minidl_h5(destination)
     assert [layer.name for layer in converted] == [layer.name for layer in oracle_layers]
@@ -89,9 +89,11 @@ def test_keras_writer_reproduces_the_oracle_layout(tmp_path, oracle_layers):
 
 
 def test_oracle_fits_minidl_inception_v3_shapes(tmp_path):
-    applications = pytest.importorskip("minidl.applications")
+    from minidl import applications
+    from minidl.models.saving import model_layout
+
     model = applications.InceptionV3(weights=None, include_top=False)
-    result = convert(ORACLE, tmp_path / "checked.h5", architecture=model)
+    result = convert(ORACLE, tmp_path / "checked.h5", architecture=model_layout(model))
     assert result.architecture_checked
     weighted_model = [layer.name for layer in model.layers if layer.weights]
     weighted_file = [layer.name for layer in read_keras_h5(ORACLE) if layer.weights]

@@ -1,4 +1,7 @@
-"""Winograd convolution (minidl/kernels/winograd.py): the same convolution, fewer multiplications.
+"""Winograd convolution (minidl/kernels/fast/winograd.py): the same convolution, fewer multiplications.
+
+Winograd is the engine's: the reference path never runs it, and the reference convolution
+(``minidl/kernels/reference/conv.py``) is what it is compared with.
 
 Pinned down here:
 
@@ -10,7 +13,8 @@ Pinned down here:
   not divide, float32 and float64, one chunk or many shared between the cores, with an
   epilogue (each output pixel once) and into a channel slice of a bigger array;
 * which convolutions it takes (stride 1, not 1x1, enough channels);
-* a kept transformed kernel is made again when the kernel's values change in place;
+* a kept transformed kernel is made again when the kernel's values change in place, and
+  forgotten when the kernel array is freed;
 * a layer's gradients still check (float64) with a Winograd forward and im2col's backward;
 * ``config.set_winograd(False)`` gives im2col's numbers bit for bit;
 * InceptionV3's predict with Winograd equals predict without it up to float rounding,
@@ -20,10 +24,13 @@ Pinned down here:
 import numpy as np
 import pytest
 
+import gc
+
 from minidl import applications, config, kernels
-from minidl.kernels import winograd
-from minidl.kernels.winograd import (TransformedKernel, transform_kernel, winograd_conv2d_forward,
-                                     winograd_matrices, winograd_plan)
+from minidl.kernels import reference
+from minidl.kernels.fast import winograd
+from minidl.kernels.fast.winograd import (TransformedKernels, transform_kernel, winograd_conv2d_forward,
+                                          winograd_matrices, winograd_plan)
 from minidl.optimizers import Adam
 from random_batch_norms import randomize_batch_norms
 
@@ -76,11 +83,11 @@ CASES = [((2, 9, 7, 3), (3, 3), "same"), ((2, 8, 11, 4), (3, 3), "valid"), ((1, 
 
 @pytest.mark.parametrize("shape, kernel_size, padding", CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_winograd_equals_im2col(kernel_path, any_channel_count, shape, kernel_size, padding, dtype):
+def test_winograd_equals_im2col(any_channel_count, shape, kernel_size, padding, dtype):
     x, kernel, pads = _case(np.random.default_rng(sum(shape)), shape, kernel_size, padding, dtype)
     plan = winograd_plan(x.shape, kernel.shape, (1, 1), pads)
     got = winograd_conv2d_forward(x, transform_kernel(kernel, plan), plan)
-    expected = kernels.conv2d_forward(x.astype(np.float64), kernel.astype(np.float64), (1, 1), pads)
+    expected = reference.conv2d_forward(x.astype(np.float64), kernel.astype(np.float64), (1, 1), pads)
     assert got.shape == expected.shape and got.dtype == dtype
     tolerance = 1e-12 if dtype == np.float64 else 3e-5
     np.testing.assert_allclose(got, expected, rtol=0, atol=tolerance * np.abs(expected).max())
@@ -96,12 +103,12 @@ def test_chunks_shared_between_cores_give_the_same_result(any_channel_count, sma
     monkeypatch.setattr(winograd, "_WHOLE_LAYER_BYTES", 2**40)
     whole = winograd_conv2d_forward(x, transformed, plan)
     np.testing.assert_allclose(chunked, whole, rtol=0, atol=1e-13)
-    np.testing.assert_allclose(whole, kernels.conv2d_forward(x, kernel, (1, 1), pads), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(whole, reference.conv2d_forward(x, kernel, (1, 1), pads), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("shape, kernel_size, padding", CASES[:8])
 def test_numba_transforms_equal_the_reference(any_channel_count, shape, kernel_size, padding):
-    from minidl.kernels import winograd_numba, winograd_reference
+    from minidl.kernels.fast import winograd_numba, winograd_reference
     rng = np.random.default_rng(2)
     x, kernel, pads = _case(rng, shape, kernel_size, padding, np.float32)
     plan = winograd_plan(x.shape, kernel.shape, (1, 1), pads)
@@ -129,8 +136,7 @@ def test_numba_transforms_equal_the_reference(any_channel_count, shape, kernel_s
         assert not np.isnan(results[1][1][start:stop]).any()
 
 
-def test_epilogue_sees_every_pixel_once_and_out_can_be_a_channel_slice(kernel_path, any_channel_count,
-                                                                        small_chunks):
+def test_epilogue_sees_every_pixel_once_and_out_can_be_a_channel_slice(any_channel_count, small_chunks):
     x, kernel, pads = _case(np.random.default_rng(3), (2, 9, 8, 3), (3, 3), "same", np.float64)
     plan = winograd_plan(x.shape, kernel.shape, (1, 1), pads)
     seen = np.zeros(2 * 9 * 8, int)
@@ -149,7 +155,7 @@ def test_epilogue_sees_every_pixel_once_and_out_can_be_a_channel_slice(kernel_pa
     result = winograd_conv2d_forward(x, transform_kernel(kernel, plan), plan, epilogue=epilogue, out=out)
     assert result is out
     assert (seen == 1).all()
-    expected = np.maximum(kernels.conv2d_forward(x, kernel, (1, 1), pads), 0)
+    expected = np.maximum(reference.conv2d_forward(x, kernel, (1, 1), pads), 0)
     np.testing.assert_allclose(concatenation[..., 3:8], expected, rtol=0, atol=1e-12)
     assert (concatenation[..., :3] == -7).all() and (concatenation[..., 8:] == -7).all()
 
@@ -179,15 +185,19 @@ def test_plan_and_input_must_agree(any_channel_count):
 def test_a_kept_transformed_kernel_follows_changes_in_place(any_channel_count):
     x, kernel, pads = _case(np.random.default_rng(5), (1, 8, 8, 3), (3, 3), "same", np.float32)
     plan = winograd_plan(x.shape, kernel.shape, (1, 1), pads)
-    kept = TransformedKernel()
+    kept = TransformedKernels()
     first = kept.get(kernel, plan)
     assert kept.get(kernel, plan) is first                       # unchanged: reused
     kernel[1, 1, 0, 0] += 1.0                                    # an optimizer's in-place step
     second = kept.get(kernel, plan)
     np.testing.assert_array_equal(second, transform_kernel(kernel, plan))
     assert not np.array_equal(second, first)
-    as_float64 = kept.get(kernel.astype(np.float64), plan)
-    assert as_float64.dtype == np.float64
+    as_float64 = kernel.astype(np.float64)
+    assert kept.get(as_float64, plan).dtype == np.float64         # another array: its own entry
+    assert len(kept._kept) == 2
+    del as_float64, kernel
+    gc.collect()
+    assert len(kept._kept) == 0                                   # freed kernels are forgotten
 
 
 def test_set_winograd_wants_a_bool():
@@ -232,15 +242,12 @@ def test_inception_predict_with_winograd_equals_without(fusion_and_winograd, any
     assert not np.array_equal(with_winograd, without)   # it really ran another algorithm
 
 
-@pytest.mark.parametrize("path", ["numba", "reference"])
-def test_inception_fused_equals_unfused_bit_for_bit_with_winograd(fusion_and_winograd, any_channel_count,
-                                                                  path):
+def test_inception_fused_equals_unfused_bit_for_bit_with_winograd(fusion_and_winograd, any_channel_count):
     """Fusion adds batch norm + ReLU to each chunk of the same Winograd convolution."""
-    with config.using_kernel_path(path):
-        model, x = _inception_and_input()
-        fused = model.predict_on_batch(x)
-        config.set_inference_fusion(False)
-        unfused = model.predict_on_batch(x)
+    model, x = _inception_and_input()
+    fused = model.predict_on_batch(x)
+    config.set_inference_fusion(False)
+    unfused = model.predict_on_batch(x)
     assert len(_winograd_layers(model, x)) >= 40
     np.testing.assert_array_equal(fused, unfused)
 
@@ -282,15 +289,15 @@ def test_set_winograd_false_gives_im2col_bit_for_bit(any_channel_count):
     layer = Conv2D(6, 3, padding="same", name="plain")
     x = np.random.default_rng(9).normal(size=(2, 9, 9, 4)).astype(np.float32)
     previous = config.winograd()
+    _, _, pads = kernels.conv_geometry(x.shape, (3, 3), (1, 1), "same")
     try:
         config.set_winograd(True)
         with_winograd = layer(x)
         config.set_winograd(False)
         without = layer(x)
+        im2col = kernels.conv2d_forward(x, layer.kernel.value, (1, 1), pads) + layer.bias.value
     finally:
         config.set_winograd(previous)
-    _, _, pads = kernels.conv_geometry(x.shape, (3, 3), (1, 1), "same")
-    im2col = kernels.conv2d_forward(x, layer.kernel.value, (1, 1), pads) + layer.bias.value
     np.testing.assert_array_equal(without, im2col)
     assert not np.array_equal(with_winograd, without)
     np.testing.assert_allclose(with_winograd, without, rtol=0, atol=1e-5 * np.abs(without).max())

@@ -16,10 +16,12 @@ The bias corrections (1 - beta^t) are folded into alpha_t. Note where epsilon
 sits: it is added to sqrt(v) of the UNCORRECTED v. The paper (Kingma & Ba)
 writes ``p -= lr * m_hat / (sqrt(v_hat) + epsilon)`` with v_hat = v / (1 - beta_2^t):
 the same thing except that epsilon is effectively scaled by sqrt(1 - beta_2^t).
-It only matters when gradients are tiny -- and one of the checks makes them tiny.
+It matters most when gradients are tiny (one check makes them tiny), but the
+checks compare to 9 significant digits, so it also shows in the first few steps.
 
 Return NEW arrays; the inputs must be left unchanged.
-The reference solution is ``Adam.update`` in ``minidl/optimizers.py``.
+The checks compare with these four lines of Keras's formula; ``--minidl`` runs the
+same checks on minidl's own ``minidl.optimizers.Adam`` (``minidl/optimizers.py``).
 """
 import numpy as np
 

@@ -34,7 +34,8 @@ When ``gamma`` is None (``BatchNormalization(scale=False)``, as in InceptionV3)
 use gamma = 1 and return ``grad_gamma`` computed anyway.
 
 Hint: ``x.reshape(-1, x.shape[-1])`` gives the (n, C) view; sums over axis 0.
-The reference solution is ``minidl/kernels/batchnorm_reference.py``.
+The reference solution is ``minidl.kernels.batchnorm_backward``; its NumPy version
+is in ``minidl/kernels/reference/batchnorm.py``.
 """
 import numpy as np
 

@@ -21,15 +21,18 @@ other cell. By the chain rule::
 
 In words: each output gradient goes *entirely* to its window's winner, and
 when windows overlap (stride < pool size) a cell can win several windows --
-then its gradients ADD UP. Cells that never win get 0.
+then its gradients ADD UP. Cells that never win get 0. Ties were settled by the
+forward pass (the first maximum in row-major order wins), so ``argmax`` already
+names exactly one cell per window: follow it.
 
 Hints: start from ``np.zeros(input_shape, dtype=grad_output.dtype)``;
 ``divmod(argmax, W)`` turns a flat index back into (h, w). A plain loop over
 n, i, j, c is a perfectly good first solution (the checks use small arrays).
 
-When you are done, compare with minidl's own versions, which are the
-reference solutions: ``minidl/kernels/pooling_reference.py`` (NumPy) and
-``minidl/kernels/pooling_numba.py`` (Numba).
+When you are done, compare with minidl's own versions of
+``minidl.kernels.max_pool_backward``, which are the reference solutions:
+``minidl/kernels/reference/pooling.py`` (NumPy) and
+``minidl/kernels/fast/pooling_numba.py`` (Numba).
 """
 import numpy as np
 

@@ -47,7 +47,10 @@ from minidl.layers.pooling import MaxPooling2D, AveragePooling2D
 from minidl.layers.global_pooling import GlobalAveragePooling2D
 from minidl.layers.dense import Dense
 from minidl.layers.merge import concatenate
+from minidl.models import saving
 from minidl.models.model import Model
+# Named weight_files because `weights` is InceptionV3's argument.
+from minidl import weights as weight_files
 
 DEFAULT_SIZE = 299
 MIN_SIZE = 75
@@ -246,7 +249,7 @@ def InceptionV3(include_top=True, weights="imagenet", input_tensor=None, input_s
         Add ``avg_pool`` (GlobalAveragePooling2D) and ``predictions`` (Dense(classes, softmax)).
     weights : None, 'imagenet' or a path
         None: random initialisation. 'imagenet': the official Keras weights, from minidl's
-        cache (``minidl.weights.fetch_weights`` downloads and converts them if needed).
+        cache (:func:`imagenet_weights` downloads, checks and converts them if needed).
         A path: a Keras legacy HDF5 weights file or a minidl one (the loader detects which);
         loaded in ``model.layers`` order, as Keras does (spec §7.2).
     input_tensor : SymbolicTensor, optional
@@ -310,11 +313,31 @@ def InceptionV3(include_top=True, weights="imagenet", input_tensor=None, input_s
     model = Model(inputs, x, name="inception_v3")
 
     if weights == "imagenet":
-        from minidl.weights import fetch_weights
-        model.load_weights(str(fetch_weights("inception_v3", include_top=include_top)))
+        model.load_weights(str(imagenet_weights(include_top=include_top)))
     elif weights is not None:
         model.load_weights(os.fspath(weights))
     return model
+
+
+def imagenet_weights(include_top=False, **fetch_options):
+    """The path of Keras's official ImageNet weights for InceptionV3, in minidl's format.
+
+    The first call downloads the official file (or takes the copy you put in the
+    cache folder), verifies its md5 and converts it, checking every array against
+    a freshly built ``InceptionV3(weights=None, include_top=include_top)``; later
+    calls return the cached file at once (``minidl.weights.fetch_weights``, see
+    weights/README.md). ``fetch_options`` go to ``fetch_weights`` (``cache_dir``,
+    ``progress``, ``base_urls``, ...).
+
+    Raises ``minidl.weights.WeightsUnavailableError`` (saying which file to put
+    where) when the file cannot be obtained, and ``ValueError`` if it does not fit
+    the architecture.
+    """
+    def reference_architecture():
+        return saving.model_layout(InceptionV3(weights=None, include_top=include_top))
+
+    return weight_files.fetch_weights("inception_v3", include_top=include_top,
+                                      build_architecture=reference_architecture, **fetch_options)
 
 
 def preprocess_input(x, data_format=None):

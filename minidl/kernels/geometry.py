@@ -20,21 +20,15 @@ Example::
 """
 
 
-def _normalize_padding(padding):
-    if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
-        raise ValueError(
-            f"minidl/kernels/geometry.py: padding must be 'valid' or 'same', got {padding!r}"
-        )
-    return padding.lower()
-
-
 def output_size_and_padding(in_size, kernel, stride, padding):
     """Return ``(out_size, pad_before, pad_after)`` for one spatial axis.
 
     in_size: input length n; kernel: window length k; stride: step s (>= 1);
     padding: 'valid' or 'same' (case-insensitive).
     """
-    padding = _normalize_padding(padding)
+    if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+        raise ValueError(f"minidl/kernels/geometry.py: padding must be 'valid' or 'same', got {padding!r}")
+    padding = padding.lower()
     in_size, kernel, stride = int(in_size), int(kernel), int(stride)
     if kernel < 1 or stride < 1:
         raise ValueError(

@@ -5,6 +5,7 @@ Read them in this order: ``dense.py`` -> ``activation.py`` -> ``conv.py`` ->
 ``merge.py``; ``base.py`` holds the protocol they share.
 """
 from minidl.layers.base import Layer, SymbolicTensor, Node, clear_session, no_backward
+from minidl.layers.input_spec import InputSpec
 from minidl.layers.input_layer import Input, InputLayer
 from minidl.layers.dense import Dense
 from minidl.layers.activation import Activation
@@ -20,7 +21,7 @@ from minidl.layers.merge import Concatenate, concatenate
 Convolution2D = Conv2D
 
 __all__ = [
-    "Layer", "SymbolicTensor", "Node", "clear_session", "no_backward", "Input", "InputLayer",
+    "Layer", "InputSpec", "SymbolicTensor", "Node", "clear_session", "no_backward", "Input", "InputLayer",
     "Dense", "Activation", "Dropout", "Flatten", "Conv2D", "Convolution2D", "BatchNormalization",
     "MaxPooling2D", "AveragePooling2D", "MaxPool2D", "AvgPool2D", "GlobalAveragePooling2D",
     "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D", "Concatenate", "concatenate",

@@ -1,31 +1,36 @@
-"""The layer protocol every minidl layer follows.
+"""The layer protocol every minidl layer follows -- and every layer you write.
 
 A layer is a small object with two methods a learner can read side by side:
 
-* ``forward(inputs, training=False)`` computes the outputs from the inputs and
-  keeps (in ``self._cache``) exactly what ``backward`` will need;
-* ``backward(grad_output)`` receives dLoss/dOutput, stores dLoss/dParameter in
-  each ``Parameter.grad`` and returns dLoss/dInput (a list for layers with
-  several inputs).
+* ``forward(inputs, training=False)`` computes the outputs from the inputs and keeps,
+  with ``self.save_for_backward(...)``, exactly what ``backward`` will need;
+* ``backward(grad_output)`` receives dLoss/dOutput, reads ``self.saved``, stores
+  dLoss/dParameter with ``self.store_grad(parameter, grad)`` and returns dLoss/dInput
+  (a list for layers with several inputs).
 
-Around them sit Keras's conventions: ``build(input_shape)`` creates the weights
-once the input shape is known (the batch dimension is included and may be
-``None``), ``compute_output_shape(input_shape)``, ``weights`` /
-``trainable_weights`` / ``non_trainable_weights``, ``get_weights()`` /
-``set_weights()``, automatic names such as ``conv2d_1``.
+Around them sit Keras's conventions: ``build(input_shape)`` creates the weights with
+``self.add_weight(...)`` once the input shape is known (the batch dimension is included
+and may be ``None``), ``compute_output_shape(input_shape)``, ``input_spec`` (what the
+layer accepts, checked on every call), ``weights`` / ``trainable_weights`` /
+``non_trainable_weights``, ``get_weights()`` / ``set_weights()``, ``get_config()``,
+automatic names such as ``conv2d_1``. ``self.value_of(parameter, like=inputs)`` reads a
+weight in the dtype of the inputs, so a float64 gradient check stays float64.
 
-Calling a layer (``layer(x)``) does two different things:
+Calling a layer (``layer(x)``) does one of two things:
 
-* on a :class:`SymbolicTensor` (what ``Input(shape)`` returns) it records a
-  :class:`Node` of a graph and returns a new symbolic tensor -- this is how the
-  functional API builds models without computing anything;
-* on a NumPy array it builds the layer if needed and runs ``forward``.
+* on a :class:`SymbolicTensor` (what ``Input(shape)`` returns) it builds the layer if
+  needed, records a :class:`Node` of a graph and returns a new symbolic tensor -- this is
+  how the functional API builds models without computing anything;
+* on a NumPy array it builds the layer if needed, checks the input against
+  ``input_spec`` and runs ``forward``.
+
+A model runs its layers' ``forward`` and ``backward`` itself (``minidl/models/model.py``).
 
 Example::
 
     from minidl.layers import Dense
     layer = Dense(3)
-    y = layer(np.ones((2, 4), np.float32))        # builds, then forward
+    y = layer(np.ones((2, 4), np.float32))        # builds, checks, then forward
     grad_input = layer.backward(np.ones_like(y))   # fills layer.kernel.grad
 """
 import re
@@ -34,8 +39,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from minidl.parameter import Parameter
 from minidl import initializers
+from minidl.layers.input_spec import InputSpec, describe_shape
+from minidl.parameter import Parameter
 
 _name_counters = defaultdict(int)
 _recording = [True]
@@ -74,7 +80,7 @@ def is_recording():
 
 @contextmanager
 def no_backward():
-    """Within this block layers keep no cache for backward: inference saves memory.
+    """Within this block ``save_for_backward`` keeps nothing: inference saves memory.
 
     ``predict`` and ``evaluate`` run inside it; a ``backward`` call after a
     forward pass made here raises a clear error.
@@ -134,20 +140,12 @@ def _is_symbolic(inputs):
     )
 
 
-def _describe_shape(shape):
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
-
-
 class Layer:
-    """Base class: naming, weights, building, calling, shape checks.
+    """Base class: naming, weights, building, calling, input checks, the backward protocol.
 
-    Subclasses set ``input_rank`` (e.g. 4 for Conv2D) and override
-    ``build``, ``compute_output_shape``, ``forward``, ``backward`` and
-    ``get_config``.
+    Subclasses override ``build``, ``compute_output_shape``, ``forward``, ``backward``
+    and ``get_config``, and may set ``self.input_spec`` (an :class:`InputSpec`).
     """
-
-    input_rank = None      # expected rank of the input (batch included), None = any
-    min_input_rank = None  # for layers that accept several ranks, e.g. Dense
 
     def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
                  batch_input_shape=None, batch_size=None, **unknown):
@@ -164,11 +162,11 @@ class Layer:
         self._trainable = bool(trainable)
         self.dtype = np.dtype(dtype or "float32")
         self.built = False
+        self.input_spec = None
         self._params = []
-        self._cache = None
+        self._saved = None
         self._inbound_nodes = []
         self._outbound_nodes = []
-        self._input_channels = None
         if batch_input_shape is not None:
             self._batch_input_shape = tuple(batch_input_shape)
         elif input_shape is not None:
@@ -235,6 +233,14 @@ class Layer:
     def count_params(self):
         return int(sum(p.value.size for p in self.weights))
 
+    def value_of(self, parameter, like):
+        """The parameter's value in the dtype of the array ``like`` (the layer's inputs).
+
+        A float32 layer given float64 inputs -- a gradient check -- then computes in float64.
+        """
+        value = parameter.value
+        return value if value.dtype == like.dtype else value.astype(like.dtype)
+
     # ------------------------------------------------------------------ building
     def build(self, input_shape):
         """Create the weights for this input shape (batch dimension included)."""
@@ -244,53 +250,56 @@ class Layer:
         return tuple(input_shape)
 
     def _check_input_shape(self, input_shape):
-        """Raise a clear error when rank or channel count is wrong."""
-        shape = tuple(input_shape)
-        if self.input_rank is not None and len(shape) != self.input_rank:
-            raise ValueError(
-                f"{type(self).__name__} '{self.name}' expects input of rank {self.input_rank} "
-                f"(batch included), got rank {len(shape)} (input shape {_describe_shape(shape)})"
-            )
-        if self.min_input_rank is not None and len(shape) < self.min_input_rank:
-            raise ValueError(
-                f"{type(self).__name__} '{self.name}' expects input of rank >= {self.min_input_rank}, "
-                f"got rank {len(shape)} (input shape {_describe_shape(shape)})"
-            )
-        if self._input_channels is not None and shape[-1] is not None and shape[-1] != self._input_channels:
-            raise ValueError(
-                f"{type(self).__name__} '{self.name}' expects input with {self._input_channels} "
-                f"channels, got {shape[-1]} (input shape {_describe_shape(shape)})"
-            )
+        """Raise a clear error when the input does not meet ``input_spec``."""
+        if self.input_spec is not None:
+            self.input_spec.check(input_shape, f"{type(self).__name__} '{self.name}'")
 
-    def _prepare(self, inputs):
-        """Build on first use and check the input; every forward starts here."""
-        shape = np.shape(inputs)
+    def _build_for(self, input_shape):
+        """Build on the first call (after checking what build relies on), check every call."""
+        single = not isinstance(input_shape, list)        # a list: one shape per input
         if not self.built:
-            self._check_input_shape(shape)
-            self.build(shape)
+            if single:
+                self._check_input_shape(input_shape)    # the rank, before build needs it
+            self.build(input_shape)
             self.built = True
-        self._check_input_shape(shape)
+        if single:
+            self._check_input_shape(input_shape)        # the channels, which build fixed
 
-    def _cast_param(self, parameter, like):
-        """The parameter's value in the dtype of ``like`` (float64 for gradient checks)."""
-        value = parameter.value
-        return value if value.dtype == like.dtype else value.astype(like.dtype)
+    # ------------------------------------------------------------------ backward protocol
+    def save_for_backward(self, *values):
+        """Keep ``values`` for ``backward`` (read them back as ``self.saved``).
 
-    @staticmethod
-    def _store_grad(parameter, grad):
-        parameter.grad = grad if grad.dtype == parameter.value.dtype else grad.astype(parameter.value.dtype)
+        Inside :func:`no_backward` (predict, evaluate) nothing is kept: no backward follows.
+        """
+        self._saved = values if _recording[0] else None        # see no_backward()
 
-    def _require_cache(self):
-        if self._cache is None:
+    @property
+    def saved(self):
+        """The tuple the last ``forward`` passed to ``save_for_backward``; an error if there is none."""
+        if self._saved is None:
             raise RuntimeError(
-                f"{type(self).__name__} '{self.name}': backward() needs a forward() call first "
-                "(outside minidl.layers.no_backward(), which predict/evaluate use)"
-            )
-        return self._cache
+                f"{type(self).__name__} '{self.name}': backward() needs what forward() saves with "
+                "save_for_backward(); call forward() first, outside minidl.layers.no_backward() "
+                "(which predict and evaluate use), and backward() once per forward()")
+        return self._saved
 
-    def _keep(self, cache):
-        """Remember what backward needs -- unless we are in inference-only mode."""
-        self._cache = cache if is_recording() else None
+    @saved.setter
+    def saved(self, values):
+        self._saved = values
+
+    def store_grad(self, parameter, grad):
+        """Set ``parameter.grad`` = dLoss/dparameter, in the parameter's dtype.
+
+        The gradient must have the parameter's shape: anything else is an error naming the
+        layer and the parameter (a wrong shape would otherwise surface much later, deep in
+        the optimizer).
+        """
+        expected = parameter.value.shape
+        if np.shape(grad) != expected:
+            raise ValueError(f"{type(self).__name__} '{self.name}': the gradient stored for "
+                             f"'{parameter.name}' has shape {np.shape(grad)}, but the parameter has "
+                             f"shape {expected}")
+        parameter.grad = grad if grad.dtype == parameter.value.dtype else grad.astype(parameter.value.dtype)
 
     # ------------------------------------------------------------------ compute
     def forward(self, inputs, training=False):
@@ -306,24 +315,19 @@ class Layer:
             return self._call_symbolic(inputs)
         if isinstance(inputs, (list, tuple)):
             inputs = [np.asarray(x) for x in inputs]
+            self._build_for([tuple(x.shape) for x in inputs])
         else:
             inputs = np.asarray(inputs)
             if inputs.dtype.kind in "iub":
                 inputs = inputs.astype(self.dtype)
+            self._build_for(inputs.shape)
         return self.forward(inputs, training=bool(training))
 
     def _call_symbolic(self, inputs):
         single = isinstance(inputs, SymbolicTensor)
         input_list = [inputs] if single else list(inputs)
-        input_shape = inputs.shape if single else [t.shape for t in input_list]
-        if not self.built:
-            if single:
-                self._check_input_shape(input_shape)    # the rank, before build needs it
-            self.build(input_shape)
-            self.built = True
-        if single:
-            self._check_input_shape(input_shape)        # the channels, which build fixed
-        output_shape = self.compute_output_shape(input_shape)
+        self._build_for(inputs.shape if single else [t.shape for t in input_list])
+        output_shape = self.compute_output_shape(inputs.shape if single else [t.shape for t in input_list])
         node = Node(self, input_list, [])
         output = SymbolicTensor(output_shape, input_list[0].dtype, node=node, index=0, name=self.name)
         node.output_tensors = [output]

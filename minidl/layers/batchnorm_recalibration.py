@@ -29,14 +29,7 @@ from minidl.layers.normalization import BatchNormalization
 
 def batch_norm_layers(model):
     """Every BatchNormalization inside ``model``, nested models included."""
-    found, pending = [], list(model.layers)
-    while pending:
-        layer = pending.pop(0)
-        if isinstance(layer, BatchNormalization):
-            found.append(layer)
-        elif hasattr(layer, "_graph_ready") and layer._graph_ready:
-            pending.extend(layer.layers)
-    return found
+    return [layer for layer in model.walk_layers(recursive=True) if isinstance(layer, BatchNormalization)]
 
 
 def recalibrate_batch_norm(model, batches):

@@ -6,23 +6,21 @@ max((OH-1)*SH + KH - H, 0) rows split top = total//2, bottom = the rest (TF's
 asymmetric SAME: the extra row goes to the bottom, the extra column right).
 
 Forward (im2col turns every KHxKWxC window into one row of a matrix, so the
-convolution becomes one matrix product that BLAS runs fast)::
+convolution becomes one matrix product)::
 
     cols = im2col(x)                    # (N*OH*OW, KH*KW*C)
     z    = cols @ K.reshape(KH*KW*C, F) + b
     a    = activation(z)
 
-Backward, given g = dL/da and G = dL/dz = g * activation'(z) as a matrix
-(N*OH*OW, F)::
+Backward, given g = dL/da and G = dL/dz = g * activation'(z), where activation' is
+written from the output a (``minidl/activations.py``), as a matrix (N*OH*OW, F)::
 
     dL/dK = cols^T G                    (reshaped to (KH, KW, C, F))
     dL/db = sum over N, OH, OW of G
     dL/dx = col2im(G K^T)               # col2im adds each window back in place
 
-1x1 convolutions with stride 1 skip im2col: x itself is the matrix. Forward, some
-stride-1 kernels use Winograd's algorithm instead (fewer multiplications, see ``_convolve``);
-backward is always the im2col form above.
-The kernels live in ``minidl/kernels/conv.py`` (NumPy reference and Numba).
+``kernels.conv2d_forward`` / ``conv2d_backward`` compute the products with im2col and
+col2im: read them in ``minidl/kernels/reference/conv.py``.
 
 Example::
 
@@ -31,11 +29,11 @@ Example::
 """
 import numpy as np
 
-from minidl import config, initializers, kernels
-from minidl.kernels import winograd
+from minidl import initializers, kernels
 from minidl.kernels.geometry import conv_geometry
-from minidl.layers.activation_mixin import ActivationMixin
+from minidl.layers.activation import ActivationMixin
 from minidl.layers.base import Layer
+from minidl.layers.input_spec import InputSpec
 
 
 def normalize_tuple(value, n, name, owner):
@@ -61,8 +59,6 @@ def check_data_format(data_format, owner):
 
 
 class Conv2D(ActivationMixin, Layer):
-    input_rank = 4
-
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
@@ -81,81 +77,48 @@ class Conv2D(ActivationMixin, Layer):
         self.use_bias = bool(use_bias)
         self._kernel_initializer_name = kernel_initializer
         self._bias_initializer_name = bias_initializer
-        # False skips dL/dx (backward returns None): a model sets it for a layer that
-        # reads the model's input, whose gradient nobody needs during training.
-        self.need_input_grad = True
-        self._winograd_kernel = None    # a winograd.TransformedKernel, made at the first use
+        self.input_spec = InputSpec(ndim=4)
 
     def build(self, input_shape):
         channels = input_shape[-1]
         if channels is None:
             raise ValueError(f"Conv2D '{self.name}': the channel dimension must be known, got {input_shape}")
-        self._input_channels = channels
+        self.input_spec = InputSpec(ndim=4, axes={-1: channels})
         self.kernel = self.add_weight("kernel", self.kernel_size + (channels, self.filters),
                                       self._kernel_initializer_name)
         self.bias = self.add_weight("bias", (self.filters,), self._bias_initializer_name) if self.use_bias else None
         self.built = True
 
-    def _geometry(self, input_shape):
-        if input_shape[1] is None or input_shape[2] is None:
-            return None, None, None
-        return conv_geometry(input_shape, self.kernel_size, self.strides, self.padding)
+    def padding_for(self, input_shape):
+        """``((top, bottom), (left, right))``: this layer's padding for an input of that shape."""
+        return conv_geometry(input_shape, self.kernel_size, self.strides, self.padding)[2]
 
     def compute_output_shape(self, input_shape):
+        if input_shape[1] is None or input_shape[2] is None:
+            return (input_shape[0], None, None, self.filters)
         try:
-            out_h, out_w, _ = self._geometry(input_shape)
+            out_h, out_w, _ = conv_geometry(input_shape, self.kernel_size, self.strides, self.padding)
         except ValueError as error:
             raise ValueError(f"Conv2D '{self.name}': {error} (input shape {tuple(input_shape)})") from None
         return (input_shape[0], out_h, out_w, self.filters)
 
     def forward(self, inputs, training=False):
-        z, pads = self._convolve(inputs)
+        pads = self.padding_for(inputs.shape)
+        z = kernels.conv2d_forward(inputs, self.value_of(self.kernel, like=inputs), self.strides, pads)
         if self.use_bias:
-            z += self._cast_param(self.bias, inputs)
+            z += self.value_of(self.bias, like=inputs)
         output = self._activate(z)
-        self._keep((inputs, output, pads))
+        self.save_for_backward(inputs, output, pads)
         return output
 
-    def forward_with_epilogue(self, inputs, epilogue, out=None):
-        """Inference only: the convolution with ``epilogue`` applied in place to each chunk
-        of its output, written into ``out`` if given (see ``kernels.conv2d_forward``); no
-        bias, no activation, no cache. ``minidl/models/inference_fusion.py`` uses it for
-        Conv2D -> BatchNorm -> ReLU."""
-        if self.use_bias or self.activation.name != "linear":
-            raise ValueError(f"Conv2D '{self.name}': forward_with_epilogue needs use_bias=False and "
-                             f"no activation, got use_bias={self.use_bias}, activation={self.activation.name!r}")
-        z, _ = self._convolve(inputs, epilogue, out)
-        return z
-
-    def _convolve(self, inputs, epilogue=None, out=None):
-        """z = conv(inputs) (no bias), and the padding used.
-
-        Stride-1 3x3, 1x7, 7x1, 1x3 and 3x1 kernels on wide enough inputs run as Winograd
-        convolutions (``minidl/kernels/winograd.py``: fewer multiplications, equal up to
-        float rounding) unless ``minidl.config.set_winograd(False)``. The transformed kernel
-        is kept, and made again when the kernel's values change (after every training step).
-        Backward is im2col's either way.
-        """
-        self._prepare(inputs)
-        _, _, pads = self._geometry(inputs.shape)
-        kernel = self._cast_param(self.kernel, inputs)
-        plan = winograd.winograd_plan(inputs.shape, kernel.shape, self.strides, pads) if config.winograd() else None
-        if plan is None:
-            return kernels.conv2d_forward(inputs, kernel, self.strides, pads, epilogue=epilogue, out=out), pads
-        if self._winograd_kernel is None:
-            self._winograd_kernel = winograd.TransformedKernel()
-        transformed = self._winograd_kernel.get(kernel, plan)
-        return winograd.winograd_conv2d_forward(inputs, transformed, plan, epilogue=epilogue, out=out), pads
-
     def backward(self, grad_output):
-        inputs, output, pads = self._require_cache()
+        inputs, output, pads = self.saved
         grad_z = self._activation_backward(grad_output, output)
-        kernel = self._cast_param(self.kernel, inputs)
-        grad_input, grad_kernel = kernels.conv2d_backward(grad_z, inputs, kernel, self.strides, pads,
-                                                          need_input_grad=self.need_input_grad)
-        self._store_grad(self.kernel, grad_kernel)
+        kernel = self.value_of(self.kernel, like=inputs)
+        grad_input, grad_kernel = kernels.conv2d_backward(grad_z, inputs, kernel, self.strides, pads)
+        self.store_grad(self.kernel, grad_kernel)
         if self.use_bias:
-            self._store_grad(self.bias, grad_z.sum(axis=(0, 1, 2)))
+            self.store_grad(self.bias, grad_z.sum(axis=(0, 1, 2)))
         return grad_input
 
     def get_config(self):

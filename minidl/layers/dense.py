@@ -7,9 +7,10 @@ Forward::
     z = x W + b          W: (in, units), b: (units,)
     a = activation(z)
 
-Backward, given g = dL/da::
+Backward, given g = dL/da and the saved output a::
 
-    dL/dz = g * activation'(z)
+    dL/dz = g * f'(a)          f' written from the output a (minidl/activations.py):
+                               relu: (a > 0), sigmoid: a (1 - a), ...
     dL/dW = x^T (dL/dz)        (summed over batch and any middle axes)
     dL/db = sum_batch dL/dz
     dL/dx = (dL/dz) W^T
@@ -26,13 +27,12 @@ Example::
 import numpy as np
 
 from minidl import initializers
-from minidl.layers.activation_mixin import ActivationMixin
+from minidl.layers.activation import ActivationMixin
 from minidl.layers.base import Layer
+from minidl.layers.input_spec import InputSpec
 
 
 class Dense(ActivationMixin, Layer):
-    min_input_rank = 2
-
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
@@ -45,12 +45,13 @@ class Dense(ActivationMixin, Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self._kernel_initializer_name = kernel_initializer
         self._bias_initializer_name = bias_initializer
+        self.input_spec = InputSpec(min_ndim=2)
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
         if input_dim is None:
             raise ValueError(f"Dense '{self.name}': the last input dimension must be known, got {input_shape}")
-        self._input_channels = input_dim
+        self.input_spec = InputSpec(min_ndim=2, axes={-1: input_dim})
         self.kernel = self.add_weight("kernel", (input_dim, self.units), self.kernel_initializer)
         self.bias = self.add_weight("bias", (self.units,), self.bias_initializer) if self.use_bias else None
         self.built = True
@@ -59,24 +60,22 @@ class Dense(ActivationMixin, Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def forward(self, inputs, training=False):
-        self._prepare(inputs)
-        kernel = self._cast_param(self.kernel, inputs)
-        z = inputs @ kernel
+        z = inputs @ self.value_of(self.kernel, like=inputs)
         if self.use_bias:
-            z += self._cast_param(self.bias, inputs)
+            z += self.value_of(self.bias, like=inputs)
         output = self._activate(z)
-        self._keep((inputs, output))
+        self.save_for_backward(inputs, output)
         return output
 
     def backward(self, grad_output):
-        inputs, output = self._require_cache()
+        inputs, output = self.saved
         grad_z = self._activation_backward(grad_output, output)
         flat_inputs = inputs.reshape(-1, inputs.shape[-1])
         flat_grad_z = grad_z.reshape(-1, self.units)
-        self._store_grad(self.kernel, flat_inputs.T @ flat_grad_z)
+        self.store_grad(self.kernel, flat_inputs.T @ flat_grad_z)
         if self.use_bias:
-            self._store_grad(self.bias, flat_grad_z.sum(axis=0))
-        return grad_z @ self._cast_param(self.kernel, grad_z).T
+            self.store_grad(self.bias, flat_grad_z.sum(axis=0))
+        return grad_z @ self.value_of(self.kernel, like=grad_z).T
 
     def get_config(self):
         config = super().get_config()

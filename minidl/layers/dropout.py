@@ -46,18 +46,17 @@ class Dropout(Layer):
         return tuple(s if n is None else n for n, s in zip(self.noise_shape, shape))
 
     def forward(self, inputs, training=False):
-        self._prepare(inputs)
         if not training or self.rate == 0:
-            self._keep((None,))          # identity: no mask to remember
+            self.save_for_backward(None)          # identity: no mask to remember
             return inputs
         keep_probability = 1.0 - self.rate
         mask = self.rng.random(self._mask_shape(inputs.shape)) < keep_probability
         scaled_mask = mask.astype(inputs.dtype) / inputs.dtype.type(keep_probability)
-        self._keep((scaled_mask,))
+        self.save_for_backward(scaled_mask)
         return inputs * scaled_mask
 
     def backward(self, grad_output):
-        (scaled_mask,) = self._require_cache()
+        (scaled_mask,) = self.saved
         return grad_output if scaled_mask is None else grad_output * scaled_mask
 
     def get_config(self):

@@ -9,15 +9,15 @@ Example::
 import numpy as np
 
 from minidl.layers.base import Layer
+from minidl.layers.input_spec import InputSpec
 
 
 class Flatten(Layer):
-    min_input_rank = 2
-
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
         if data_format not in (None, "channels_last"):
             raise ValueError(f"Flatten '{self.name}': only data_format='channels_last' is supported, got {data_format!r}")
+        self.input_spec = InputSpec(min_ndim=2)
 
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]
@@ -25,9 +25,9 @@ class Flatten(Layer):
         return (input_shape[0], size)
 
     def forward(self, inputs, training=False):
-        self._prepare(inputs)
-        self._keep(inputs.shape)
+        self.save_for_backward(inputs.shape)
         return inputs.reshape(inputs.shape[0], -1)
 
     def backward(self, grad_output):
-        return grad_output.reshape(self._require_cache())
+        (input_shape,) = self.saved
+        return grad_output.reshape(input_shape)

@@ -24,15 +24,14 @@ from minidl.layers.global_pooling import GlobalPooling2D
 class GlobalMaxPooling2D(GlobalPooling2D):
 
     def forward(self, inputs, training=False):
-        self._prepare(inputs)
         maxima = inputs.max(axis=(1, 2), keepdims=True)
         # What backward needs: where the maxima are, and how many share each one.
         is_max = inputs == maxima
-        self._keep((is_max, is_max.sum(axis=(1, 2), keepdims=True)))
+        self.save_for_backward(is_max, is_max.sum(axis=(1, 2), keepdims=True))
         return maxima if self.keepdims else maxima.reshape(inputs.shape[0], inputs.shape[3])
 
     def backward(self, grad_output):
-        is_max, tie_count = self._require_cache()
+        is_max, tie_count = self.saved
         n, _, _, c = is_max.shape
         grad = grad_output.reshape(n, 1, 1, c) / tie_count.astype(grad_output.dtype)
         return np.where(is_max, grad, grad_output.dtype.type(0))

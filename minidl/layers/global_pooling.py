@@ -20,17 +20,17 @@ import numpy as np
 
 from minidl.layers.base import Layer
 from minidl.layers.conv import check_data_format
+from minidl.layers.input_spec import InputSpec
 
 
 class GlobalPooling2D(Layer):
     """What the global poolings share: (N, H, W, C) -> (N, C), or (N, 1, 1, C) with keepdims."""
 
-    input_rank = 4
-
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
         check_data_format(data_format, f"{type(self).__name__} '{self.name}'")
         self.keepdims = bool(keepdims)
+        self.input_spec = InputSpec(ndim=4)
 
     def compute_output_shape(self, input_shape):
         if self.keepdims:
@@ -46,12 +46,11 @@ class GlobalPooling2D(Layer):
 class GlobalAveragePooling2D(GlobalPooling2D):
 
     def forward(self, inputs, training=False):
-        self._prepare(inputs)
-        self._keep(inputs.shape)
+        self.save_for_backward(inputs.shape)
         return inputs.mean(axis=(1, 2), keepdims=self.keepdims, dtype=inputs.dtype)
 
     def backward(self, grad_output):
-        n, h, w, c = self._require_cache()
+        ((n, h, w, c),) = self.saved
         grad = grad_output.reshape(n, 1, 1, c) / grad_output.dtype.type(h * w)
         return np.broadcast_to(grad, (n, h, w, c)).copy()
 

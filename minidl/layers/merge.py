@@ -49,11 +49,11 @@ class Concatenate(Layer):
     def forward(self, inputs, training=False):
         axis = self._check_shapes([x.shape for x in inputs])
         self.built = True
-        self._keep((axis, [x.shape[axis] for x in inputs]))
+        self.save_for_backward(axis, [x.shape[axis] for x in inputs])
         return np.concatenate(inputs, axis=axis)
 
     def backward(self, grad_output):
-        axis, sizes = self._require_cache()
+        axis, sizes = self.saved
         boundaries = np.cumsum(sizes)[:-1]
         return np.split(grad_output, boundaries, axis=axis)
 

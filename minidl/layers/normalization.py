@@ -11,7 +11,7 @@ Training forward (``training=True`` and the layer is trainable)::
     moving_variance = momentum * moving_variance + (1 - momentum) * sigma2 * n/(n-1)
 
 Training backward (mu and sigma2 depend on x, which gives the two extra
-terms), with g = dL/dy::
+terms; ``minidl/kernels/reference/batchnorm.py`` derives it step by step), with g = dL/dy::
 
     dL/dbeta  = sum g                     dL/dgamma = sum g * x_hat
     dL/dx     = gamma / (n sqrt(sigma2 + eps)) * (n g - sum g - x_hat * sum(g x_hat))
@@ -23,7 +23,8 @@ Inference (``training=False``, or ``trainable=False`` as in tf.keras)::
 
 Defaults: momentum 0.99, epsilon 1e-3 (Keras's, not PyTorch's 0.1 / 1e-5).
 Weights, in Keras's order: gamma (if scale), beta (if center), moving_mean,
-moving_variance. The kernels live in ``minidl/kernels/batchnorm_*.py``.
+moving_variance. The operations: ``kernels.batchnorm_train_forward``,
+``batchnorm_backward``, ``batchnorm_inference`` (``minidl/kernels/reference/batchnorm.py``).
 
 Example::
 
@@ -34,11 +35,10 @@ import numpy as np
 
 from minidl import kernels
 from minidl.layers.base import Layer
+from minidl.layers.input_spec import InputSpec
 
 
 class BatchNormalization(Layer):
-    min_input_rank = 2
-
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones", **kwargs):
@@ -51,6 +51,7 @@ class BatchNormalization(Layer):
         self._initializers = dict(beta=beta_initializer, gamma=gamma_initializer,
                                   moving_mean=moving_mean_initializer,
                                   moving_variance=moving_variance_initializer)
+        self.input_spec = InputSpec(min_ndim=2)
 
     def build(self, input_shape):
         axis = self.axis if isinstance(self.axis, int) else self.axis[0]
@@ -59,7 +60,7 @@ class BatchNormalization(Layer):
                 f"BatchNormalization '{self.name}': minidl normalizes the last (channel) axis only; "
                 f"got axis={self.axis} for input shape {tuple(input_shape)}")
         channels = input_shape[-1]
-        self._input_channels = channels
+        self.input_spec = InputSpec(min_ndim=2, axes={-1: channels})
         self.gamma = self.add_weight("gamma", (channels,), self._initializers["gamma"]) if self.scale else None
         self.beta = self.add_weight("beta", (channels,), self._initializers["beta"]) if self.center else None
         self.moving_mean = self.add_weight("moving_mean", (channels,), self._initializers["moving_mean"],
@@ -68,50 +69,38 @@ class BatchNormalization(Layer):
                                                self._initializers["moving_variance"], trainable=False)
         self.built = True
 
-    def _optional(self, parameter, like):
-        return None if parameter is None else self._cast_param(parameter, like)
-
     def forward(self, inputs, training=False):
-        self._prepare(inputs)
-        gamma = self._optional(self.gamma, inputs)
-        beta = self._optional(self.beta, inputs)
+        gamma = None if self.gamma is None else self.value_of(self.gamma, like=inputs)     # scale=False: none
+        beta = None if self.beta is None else self.value_of(self.beta, like=inputs)        # center=False: none
         if training and self.trainable:
             output, mean, variance, inv_std = kernels.batchnorm_train_forward(inputs, gamma, beta, self.epsilon)
             self._update_moving_statistics(mean, variance, inputs.size // inputs.shape[-1])
-            self._keep(("train", inputs, mean, inv_std, gamma))
+            self.save_for_backward("train", inputs, mean, inv_std, gamma)
             return output
-        moving_mean = self._cast_param(self.moving_mean, inputs)
-        moving_variance = self._cast_param(self.moving_variance, inputs)
+        moving_mean = self.value_of(self.moving_mean, like=inputs)
+        moving_variance = self.value_of(self.moving_variance, like=inputs)
         output = kernels.batchnorm_inference(inputs, moving_mean, moving_variance, gamma, beta, self.epsilon)
         inv_std = 1.0 / np.sqrt(moving_variance + inputs.dtype.type(self.epsilon))
-        self._keep(("inference", inputs, moving_mean, inv_std, gamma))
+        self.save_for_backward("inference", inputs, moving_mean, inv_std, gamma)
         return output
-
-    def inference_affine(self, like, channels):
-        """The per-channel constants of the inference forward, for inputs of ``like``'s dtype
-        (see ``kernels.batchnorm_inference_affine``); used by inference fusion."""
-        return kernels.batchnorm_inference_affine(
-            self._cast_param(self.moving_mean, like), self._cast_param(self.moving_variance, like),
-            self._optional(self.gamma, like), self._optional(self.beta, like), self.epsilon, channels,
-            like.dtype)
 
     def _update_moving_statistics(self, mean, variance, count):
         unbiased_variance = variance * (count / max(count - 1, 1))   # Bessel's correction, as tf.keras
         m = self.momentum
-        self.moving_mean.value = (m * self.moving_mean.value + (1 - m) * mean).astype(self.moving_mean.dtype)
-        self.moving_variance.value = (m * self.moving_variance.value
-                                      + (1 - m) * unbiased_variance).astype(self.moving_variance.dtype)
+        moving_mean, moving_variance = self.moving_mean.value, self.moving_variance.value
+        self.moving_mean.value = (m * moving_mean + (1 - m) * mean).astype(moving_mean.dtype)
+        self.moving_variance.value = (m * moving_variance + (1 - m) * unbiased_variance).astype(moving_variance.dtype)
 
     def backward(self, grad_output):
-        mode, inputs, mean, inv_std, gamma = self._require_cache()
+        mode, inputs, mean, inv_std, gamma = self.saved
         if mode == "train":
             grad_input, grad_gamma, grad_beta = kernels.batchnorm_backward(grad_output, inputs, mean, inv_std, gamma)
         else:
             grad_input, grad_gamma, grad_beta = self._inference_backward(grad_output, inputs, mean, inv_std, gamma)
         if self.gamma is not None:
-            self._store_grad(self.gamma, grad_gamma)
+            self.store_grad(self.gamma, grad_gamma)
         if self.beta is not None:
-            self._store_grad(self.beta, grad_beta)
+            self.store_grad(self.beta, grad_beta)
         return grad_input
 
     @staticmethod

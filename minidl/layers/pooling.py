@@ -16,7 +16,8 @@ Average pooling::
 
 With 'same' padding the count excludes padded cells (4 at a corner of a 3x3
 window, 6 on an edge, 9 inside), as TensorFlow does and PyTorch does not by
-default. The kernels live in ``minidl/kernels/pooling_*.py``.
+default. The operations: ``kernels.max_pool_forward`` and the others
+(``minidl/kernels/reference/pooling.py``).
 
 Example::
 
@@ -26,11 +27,10 @@ from minidl import kernels
 from minidl.kernels.geometry import conv_geometry
 from minidl.layers.base import Layer
 from minidl.layers.conv import check_data_format, normalize_padding, normalize_tuple
+from minidl.layers.input_spec import InputSpec
 
 
 class _Pooling2D(Layer):
-    input_rank = 4
-
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, **kwargs):
         super().__init__(**kwargs)
         owner = f"{type(self).__name__} '{self.name}'"
@@ -38,15 +38,13 @@ class _Pooling2D(Layer):
         self.strides = self.pool_size if strides is None else normalize_tuple(strides, 2, "strides", owner)
         self.padding = normalize_padding(padding, owner)
         check_data_format(data_format, owner)
-
-    def _geometry(self, input_shape):
-        return conv_geometry(input_shape, self.pool_size, self.strides, self.padding)
+        self.input_spec = InputSpec(ndim=4)
 
     def compute_output_shape(self, input_shape):
         if input_shape[1] is None or input_shape[2] is None:
             return (input_shape[0], None, None, input_shape[3])
         try:
-            out_h, out_w, _ = self._geometry(input_shape)
+            out_h, out_w, _ = conv_geometry(input_shape, self.pool_size, self.strides, self.padding)
         except ValueError as error:
             raise ValueError(f"{type(self).__name__} '{self.name}': {error} (input shape {tuple(input_shape)})") from None
         return (input_shape[0], out_h, out_w, input_shape[3])
@@ -59,26 +57,24 @@ class _Pooling2D(Layer):
 
 class MaxPooling2D(_Pooling2D):
     def forward(self, inputs, training=False):
-        self._prepare(inputs)
-        _, _, pads = self._geometry(inputs.shape)
+        _, _, pads = conv_geometry(inputs.shape, self.pool_size, self.strides, self.padding)
         output, argmax = kernels.max_pool_forward(inputs, self.pool_size, self.strides, pads)
-        self._keep((argmax, inputs.shape))
+        self.save_for_backward(argmax, inputs.shape)
         return output
 
     def backward(self, grad_output):
-        argmax, input_shape = self._require_cache()
+        argmax, input_shape = self.saved
         return kernels.max_pool_backward(grad_output, argmax, input_shape)
 
 
 class AveragePooling2D(_Pooling2D):
     def forward(self, inputs, training=False):
-        self._prepare(inputs)
-        _, _, pads = self._geometry(inputs.shape)
-        self._keep((inputs.shape, pads))
+        _, _, pads = conv_geometry(inputs.shape, self.pool_size, self.strides, self.padding)
+        self.save_for_backward(inputs.shape, pads)
         return kernels.avg_pool_forward(inputs, self.pool_size, self.strides, pads)
 
     def backward(self, grad_output):
-        input_shape, pads = self._require_cache()
+        input_shape, pads = self.saved
         return kernels.avg_pool_backward(grad_output, input_shape, self.pool_size, self.strides, pads)
 
 

@@ -8,9 +8,16 @@ head on top of InceptionV3), and Keras's training API from
 :mod:`minidl.models.training` (``compile``, ``fit``, ``evaluate``,
 ``predict``...).
 
-Forward stores each layer call's cache per node, so a layer used twice in one
-graph still gets the right cache back in backward, and its parameter
-gradients are summed over its uses.
+Forward runs the nodes in the order ``graph.py`` gives (every node after the
+nodes it reads) and keeps what each layer call saved for backward, per node:
+a layer used twice in one graph gets the right saved values back in backward,
+and its parameter gradients are summed over its uses. Backward walks the same
+nodes in reverse and adds up the gradients of a tensor that several layers read.
+
+These two walks are the whole algorithm. ``predict`` and ``train_on_batch``
+run them through ``minidl/engine/``, which runs the same graph with less
+memory traffic (same numbers); ``MINIDL_KERNELS=reference`` runs exactly the
+walks below.
 
 Example::
 
@@ -22,11 +29,9 @@ Example::
 """
 import numpy as np
 
-from minidl import config
-from minidl.layers.base import Layer, SymbolicTensor, _describe_shape, is_recording
-from minidl.layers.input_layer import InputLayer
+from minidl.layers.base import Layer, SymbolicTensor, is_recording
+from minidl.layers.input_spec import describe_shape
 from minidl.models.graph import check_connected, map_graph
-from minidl.models.inference_fusion import plan_fusions
 from minidl.models.training import TrainingMixin
 
 
@@ -40,7 +45,6 @@ class Model(TrainingMixin, Layer):
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
         super().__init__(name=name, trainable=trainable, **kwargs)
         self._graph_ready = False
-        self._fusion_plan = None
         self._init_training_state()
         if inputs is not None or outputs is not None:
             if inputs is None or outputs is None:
@@ -59,17 +63,15 @@ class Model(TrainingMixin, Layer):
                     f"Model '{self.name}': inputs and outputs must be symbolic tensors "
                     f"(from Input(...) and layer calls), got {type(tensor).__name__}")
         self._nodes, self._layers, _ = map_graph(self.inputs, self.outputs)
-        self._fusion_plan = None          # planned again from these nodes when first needed
         check_connected(self.inputs, self._nodes)
         self._input_ids = [id(t) for t in self.inputs]
-        self._input_ids_set = set(self._input_ids)
-        self._uses = {}
+        self._output_ids = [id(t) for t in self.outputs]
+        self._uses = {}                   # layer -> how many nodes call it
+        self._readers = {}                # id(tensor) -> how many nodes read it
         for node in self._nodes:
             self._uses[node.layer] = self._uses.get(node.layer, 0) + 1
-        self._consumers = {}
-        for node in self._nodes:
             for tensor in node.input_tensors:
-                self._consumers[id(tensor)] = self._consumers.get(id(tensor), 0) + 1
+                self._readers[id(tensor)] = self._readers.get(id(tensor), 0) + 1
         self.built = True
         self._graph_ready = True
 
@@ -96,6 +98,28 @@ class Model(TrainingMixin, Layer):
                 return layer
         raise ValueError(f"No such layer: '{name}' in model '{self.name}' "
                          f"(layers: {', '.join(l.name for l in layers[:8])}{', ...' if len(layers) > 8 else ''})")
+
+    def walk_layers(self, recursive=True):
+        """Every layer in ``model.layers`` order; with ``recursive``, each nested model's
+        layers follow right after it, at any depth (a loop, not recursion).
+
+        Example::
+
+            batch_norms = [l for l in model.walk_layers() if isinstance(l, BatchNormalization)]
+        """
+        pending = list(reversed(self.layers))
+        while pending:
+            layer = pending.pop()
+            yield layer
+            if recursive and isinstance(layer, Model):
+                pending.extend(reversed(layer.layers))
+
+    def output_layer(self):
+        """The layer that computes the (first) output, looking inside nested models."""
+        layer = self.outputs[0].node.layer
+        while isinstance(layer, Model):
+            layer = layer.outputs[0].node.layer
+        return layer
 
     @property
     def input(self):
@@ -126,6 +150,9 @@ class Model(TrainingMixin, Layer):
     def build(self, input_shape=None):
         self._require_graph()
 
+    def _build_for(self, input_shape):
+        """A model checks the arrays it is called on itself (``_input_values``)."""
+
     # ------------------------------------------------------------------ weights
     @property
     def trainable(self):
@@ -139,146 +166,115 @@ class Model(TrainingMixin, Layer):
             for layer in self._layers:
                 layer.trainable = value
 
-    def _unique_layers(self):
-        return [layer for layer in self._layers if not isinstance(layer, InputLayer)] if self._graph_ready else []
+    def _weights_of_layers(self, which):
+        """The layers' ``which`` weights ('trainable_weights' or 'weights'), each parameter
+        once (a layer used twice, or shared with another model, lists it once)."""
+        seen, parameters = set(), []
+        for layer in self._layers if self._graph_ready else []:
+            for parameter in getattr(layer, which):
+                if id(parameter) not in seen:
+                    seen.add(id(parameter))
+                    parameters.append(parameter)
+        return parameters
 
     @property
     def trainable_weights(self):
-        if not self.trainable:
-            return []
-        return _unique_params(p for layer in self._unique_layers() for p in layer.trainable_weights)
+        return self._weights_of_layers("trainable_weights") if self.trainable else []
 
     @property
     def non_trainable_weights(self):
-        layers = self._unique_layers()
         if not self.trainable:
-            return _unique_params(p for layer in layers for p in layer.weights)
-        return _unique_params(p for layer in layers for p in layer.non_trainable_weights)
+            return self._weights_of_layers("weights")
+        trainable = {id(p) for p in self.trainable_weights}
+        return [p for p in self._weights_of_layers("weights") if id(p) not in trainable]
 
     def count_params(self):
         return int(sum(p.value.size for p in self.weights))
 
     # ------------------------------------------------------------------ compute
     def forward(self, inputs, training=False):
-        """Run every node, deepest first; return the output array(s).
+        """Run every node, in the graph's order; return the output array(s).
 
-        At inference with no backward to follow (``predict``, ``evaluate``), each Conv2D ->
-        BatchNormalization -> ReLU chain runs as one fused step: same numbers, less memory
-        traffic (``minidl/models/inference_fusion.py``).
+        Each layer's saved values are kept per node (read back by :meth:`backward`), and an
+        array no later node reads is dropped as soon as its last reader has run.
         """
-        self._ensure_graph_for(inputs)
-        arrays = _as_list(inputs)
-        if len(arrays) != len(self.inputs):
-            raise ValueError(f"Model '{self.name}' expects {len(self.inputs)} input(s), got {len(arrays)}")
-        values = {}
-        for tensor, array in zip(self.inputs, arrays):
-            self._check_input_array(tensor, array)
-            values[id(tensor)] = array
-        remaining = dict(self._consumers)
-        keep = {id(t) for t in self.outputs}
-        node_caches = {} if is_recording() else None
-        fused = self._fused_steps() if not training and node_caches is None else {}
-        buffers = {}                                # outputs that fused steps write in place
+        values = self._input_values(inputs)
+        readers_left = dict(self._readers)
+        saved = {}
         for node in self._nodes:
-            if all(id(t) in values for t in node.output_tensors):
-                continue
-            if node in fused:
-                step = fused[node]
-                if step is None:
-                    continue                        # run by its convolution's fused step
-                values[id(step.output_tensor)] = step.run(values, buffers)
-            else:
-                layer = node.layer
-                node_inputs = [values[id(t)] for t in node.input_tensors]
-                output = layer.forward(node_inputs if len(node_inputs) > 1 else node_inputs[0],
-                                       training=training)
-                values[id(node.output_tensors[0])] = output
-                if node_caches is not None:
-                    node_caches[node] = layer._cache
-            for tensor in node.input_tensors:       # free arrays nobody needs any more
-                remaining[id(tensor)] -= 1
-                if remaining[id(tensor)] == 0 and id(tensor) not in keep:
-                    values.pop(id(tensor), None)
-        self._keep(node_caches)
-        outputs = [values[id(t)] for t in self.outputs]
+            if id(node.output_tensors[0]) in values:
+                continue                                   # a model input: its value is given
+            layer = node.layer
+            node_inputs = [values[id(t)] for t in node.input_tensors]
+            output = layer.forward(node_inputs if len(node_inputs) > 1 else node_inputs[0], training=training)
+            values[id(node.output_tensors[0])] = output
+            if is_recording():
+                saved[node] = layer.saved
+            for tensor in node.input_tensors:
+                readers_left[id(tensor)] -= 1
+                if readers_left[id(tensor)] == 0 and id(tensor) not in self._output_ids:
+                    del values[id(tensor)]
+        self.save_for_backward(saved)
+        outputs = [values[key] for key in self._output_ids]
         return outputs[0] if self._single_output else outputs
 
-    def _fused_steps(self):
-        """Inference: this graph's Conv2D -> BatchNormalization -> ReLU chains, found once
-        (see ``minidl/models/inference_fusion.py``); {} when fusion is switched off."""
-        if not config.inference_fusion():
-            return {}
-        if self._fusion_plan is None:
-            self._fusion_plan = plan_fusions(self._nodes, self._input_ids, [id(t) for t in self.outputs])
-        return self._fusion_plan
-
-    def _ensure_graph_for(self, inputs):
+    def _input_values(self, inputs):
+        """{id(input tensor): array}, after checking the arrays against the model's inputs."""
         if not self._graph_ready:
             self._require_graph()
+        arrays = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if len(arrays) != len(self.inputs):
+            raise ValueError(f"Model '{self.name}' expects {len(self.inputs)} input(s), got {len(arrays)}")
+        for tensor, array in zip(self.inputs, arrays):
+            expected, shape = tensor.shape, np.shape(array)
+            fits = len(shape) == len(expected)
+            for wanted, given in zip(expected[1:], shape[1:]):       # the batch size may be anything
+                fits = fits and wanted in (None, given)
+            if not fits:
+                raise ValueError(
+                    f"Model '{self.name}' expects input '{tensor.name}' of shape {describe_shape(expected)}, "
+                    f"got an array of shape {tuple(shape)}")
+        return dict(zip(self._input_ids, arrays))
 
-    def _check_input_array(self, tensor, array):
-        expected = tensor.shape
-        shape = np.shape(array)
-        if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected[1:], shape[1:])):
-            raise ValueError(
-                f"Model '{self.name}' expects input '{tensor.name}' of shape {_describe_shape(expected)}, "
-                f"got an array of shape {tuple(shape)}")
+    def backward(self, grad_output):
+        """Walk the nodes in reverse; return dL/dinput(s) (a list for several inputs).
 
-    def backward(self, grad_output, training_step=False):
-        """Walk the nodes in reverse; return dL/dinput(s).
+        A tensor read by several layers (an Inception block's input feeds four branches)
+        gets the sum of their gradients -- the chain rule through every path::
 
-        ``training_step=True`` (what ``train_on_batch`` passes) trades re-use for memory
-        and time: each layer's cache is dropped as soon as its backward has run (the
-        activations it held are freed during the walk, not after it), and a layer fed
-        only by the model's inputs is asked not to compute its input gradient (the first
-        convolution's col2im), so the model's input gradients come back as None.
+            dL/dx = sum over the layers reading x of (dL/dx through that layer)
         """
-        node_caches = self._require_cache()
-        grads = {}
-        for tensor, grad in zip(self.outputs, _as_list(grad_output) if not self._single_output else [grad_output]):
-            grads[id(tensor)] = grad
-        accumulated = {}
-        # Sums this walk allocated itself: nobody else holds them, so later branches of a
-        # fan-out (4 per Inception block) add into them in place instead of allocating.
-        own_sums = set()
+        (saved,) = self.saved
+        grads = dict(zip(self._output_ids, [grad_output] if self._single_output else grad_output))
+        shared_layer_grads = {}
         for node in reversed(self._nodes):
-            if node not in node_caches:
+            if node not in saved:
                 continue                                   # a model input: nothing to do
             grad = grads.pop(id(node.output_tensors[0]), None)
             if grad is None:
                 continue                                   # does not influence the outputs
             layer = node.layer
-            layer._cache = node_caches[node]
-            shared = self._uses[layer] > 1
-            skip_input_grad = training_step and hasattr(layer, "need_input_grad") and all(
-                id(t) in self._input_ids_set for t in node.input_tensors)
-            if skip_input_grad:
-                layer.need_input_grad = False
-            try:
-                input_grads = layer.backward(grad)
-            finally:
-                if skip_input_grad:
-                    layer.need_input_grad = True
-            del grad
-            if training_step:
-                layer._cache = None                        # free this layer's activations now
-                del node_caches[node]
-            if shared:
-                _accumulate_parameter_grads(layer, accumulated)
-            input_grads = input_grads if isinstance(input_grads, list) else [input_grads]
-            for tensor, input_grad in zip(node.input_tensors, input_grads):
-                if input_grad is None:
-                    continue
-                key = id(tensor)
-                if key not in grads:
-                    grads[key] = input_grad
-                elif key in own_sums and grads[key].dtype == np.result_type(grads[key], input_grad):
-                    grads[key] += input_grad                      # fan-out: add, in place
-                else:
-                    grads[key] = grads[key] + input_grad          # fan-out: add (a new array)
-                    own_sums.add(key)
-        result = [grads.get(id(t)) for t in self.inputs]
+            layer.saved = saved[node]
+            input_grads = layer.backward(grad)
+            if self._uses[layer] > 1:
+                self._sum_parameter_grads_over_uses(layer, shared_layer_grads)
+            for tensor, input_grad in zip(node.input_tensors, input_grads if isinstance(input_grads, list)
+                                          else [input_grads]):
+                if input_grad is not None:
+                    key = id(tensor)
+                    grads[key] = input_grad if key not in grads else grads[key] + input_grad
+        result = [grads.get(key) for key in self._input_ids]
         return result[0] if self._single_input else result
+
+    @staticmethod
+    def _sum_parameter_grads_over_uses(layer, sums):
+        """For a layer used several times, add this use's gradients to the earlier uses'
+        (``sums`` maps id(parameter) to the sum so far)."""
+        for parameter in layer.trainable_weights:
+            if parameter.grad is not None:
+                key = id(parameter)
+                sums[key] = parameter.grad if key not in sums else sums[key] + parameter.grad
+                parameter.grad = sums[key]
 
     # ------------------------------------------------------------------ display
     def summary(self, line_length=98, print_fn=print):
@@ -299,7 +295,7 @@ class Model(TrainingMixin, Layer):
         print_fn("=" * line_length)
         for layer in self.layers:
             shapes = [n.output_tensors[0].shape for n in layer._inbound_nodes if n in self._nodes]
-            shape = _describe_shape(shapes[0]) if shapes else "multiple"
+            shape = describe_shape(shapes[0]) if shapes else "multiple"
             sources = [t.layer.name for n in layer._inbound_nodes if n in self._nodes for t in n.input_tensors
                        if t.layer is not None]
             print_fn(row([f"{layer.name} ({type(layer).__name__})", shape, f"{layer.count_params():,}",
@@ -322,25 +318,3 @@ class Model(TrainingMixin, Layer):
     def from_config(cls, config, custom_objects=None):
         from minidl.models.serialization import model_from_config
         return model_from_config({"class_name": cls.__name__, "config": config}, custom_objects)
-
-
-def _unique_params(params):
-    seen, result = set(), []
-    for parameter in params:
-        if id(parameter) not in seen:
-            seen.add(id(parameter))
-            result.append(parameter)
-    return result
-
-
-def _accumulate_parameter_grads(layer, accumulated):
-    """For a layer used several times, add this use's gradients to the earlier ones."""
-    for parameter in layer.trainable_weights:
-        if parameter.grad is None:
-            continue
-        key = id(parameter)
-        if key in accumulated:
-            accumulated[key] = accumulated[key] + parameter.grad
-        else:
-            accumulated[key] = parameter.grad
-        parameter.grad = accumulated[key]

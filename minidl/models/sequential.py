@@ -76,7 +76,8 @@ class Sequential(Model):
             return
         self._build_graph(tuple(input_shape))
 
-    def _ensure_graph_for(self, inputs):
+    def _input_values(self, inputs):
+        """As Model's; a Sequential without an input shape builds its graph on the first call."""
         if not self._graph_ready:
             if not self._stack:
                 raise RuntimeError(f"Sequential '{self.name}' has no layers")
@@ -84,6 +85,7 @@ class Sequential(Model):
             if shape is None:
                 self._require_graph()
             self._build_graph((None,) + tuple(shape[1:]))
+        return super()._input_values(inputs)
 
     def _call_symbolic(self, inputs):
         if not self._graph_ready:

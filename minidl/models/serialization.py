@@ -4,11 +4,17 @@ A model's config lists its layers (class name + constructor arguments) and
 its nodes in execution order (which tensors each layer call read), so
 ``model_from_config(model.get_config())`` rebuilds the same graph with the
 same layer names. Nested models are described recursively. Weights are not
-part of the config; ``minidl.weights`` stores them.
+part of the config; ``minidl/models/saving.py`` stores them next to it.
+
+Dependencies run one way: ``model.py`` and ``sequential.py`` use this module
+(``get_config``/``from_config``), so this module must not import them. It
+finds the model classes in :data:`MODEL_CLASSES` instead, which
+``minidl/models/__init__.py`` fills with :func:`register_model_class` as soon as
+``minidl.models`` is imported.
 
 Example::
 
-    clone = model_from_config(model.get_config())
+    clone = model_from_config({"class_name": "Model", "config": model.get_config()})
     clone.set_weights(model.get_weights())
 """
 from minidl import layers as layers_module
@@ -20,17 +26,49 @@ LAYER_CLASSES = {
 }
 
 
+# The model classes a config can name, by class name: {"Model": Model, "Sequential": Sequential}.
+MODEL_CLASSES = {}
+
+
+def register_model_class(model_class):
+    """Let configs name ``model_class`` (as ``"class_name": model_class.__name__``).
+
+    Returns the class, so it also works as a class decorator.
+    """
+    MODEL_CLASSES[model_class.__name__] = model_class
+    return model_class
+
+
+def _model_class(class_name):
+    if class_name not in MODEL_CLASSES:
+        raise RuntimeError(
+            f"the model class '{class_name}' is not registered: import minidl.models "
+            f"(its __init__ registers Model and Sequential) before rebuilding a model "
+            f"from its config (registered: {sorted(MODEL_CLASSES)})"
+        )
+    return MODEL_CLASSES[class_name]
+
+
+def config_class_name(layer):
+    """The class name a config records for ``layer``.
+
+    A model is recorded as the registered model class it is or derives from
+    (a subclass of ``Model`` is saved as ``'Model'``, as Keras does); any other
+    layer by its own class name.
+    """
+    for cls in type(layer).__mro__:
+        if MODEL_CLASSES.get(cls.__name__) is cls:
+            return cls.__name__
+    return type(layer).__name__
+
+
 def layer_config(layer):
-    from minidl.models.model import Model
-    from minidl.models.sequential import Sequential
-    if isinstance(layer, Sequential):
-        return {"class_name": "Sequential", "config": sequential_config(layer)}
-    if isinstance(layer, Model):
-        return {"class_name": "Model", "config": graph_config(layer)}
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+    """``{"class_name": ..., "config": layer.get_config()}`` of a layer or a nested model."""
+    return {"class_name": config_class_name(layer), "config": layer.get_config()}
 
 
 def sequential_config(model):
+    """``Sequential.get_config()``: the stacked layers and, once built, the input shape."""
     config = {"name": model.name, "trainable": model.trainable, "layers": [layer_config(l) for l in model.layers]}
     if model._graph_ready:
         config["batch_input_shape"] = list(model.inputs[0].shape)
@@ -38,6 +76,7 @@ def sequential_config(model):
 
 
 def graph_config(model):
+    """``Model.get_config()``: every layer, and every layer call (node) with the tensors it read."""
     model._require_graph()
     node_keys = {}
     for node in model._nodes:
@@ -68,6 +107,7 @@ def _class_for(class_name, custom_objects):
 
 
 def layer_from_config(entry, custom_objects=None):
+    """Rebuild one layer (or nested model) from ``{"class_name": ..., "config": ...}``."""
     class_name, config = entry["class_name"], entry["config"]
     if class_name in ("Model", "Sequential", "Functional"):
         return model_from_config(entry, custom_objects)
@@ -77,11 +117,9 @@ def layer_from_config(entry, custom_objects=None):
 
 def model_from_config(entry, custom_objects=None):
     """Rebuild a Model or Sequential from ``{'class_name': ..., 'config': ...}``."""
-    from minidl.models.model import Model
-    from minidl.models.sequential import Sequential
     class_name, config = entry["class_name"], entry["config"]
     if class_name == "Sequential":
-        model = Sequential(name=config["name"])
+        model = _model_class("Sequential")(name=config["name"])
         if config.get("batch_input_shape") is not None:
             model.add(layers_module.InputLayer(batch_input_shape=tuple(config["batch_input_shape"])))
         for layer_entry in config["layers"]:
@@ -103,7 +141,7 @@ def model_from_config(entry, custom_objects=None):
         tensors[(node["layer"], index, 0)] = output
     inputs = [tensors[tuple(k)] for k in config["input_layers"]]
     outputs = [tensors[tuple(k)] for k in config["output_layers"]]
-    model = Model(inputs=inputs[0] if config.get("single_input", True) else inputs,
+    model = _model_class("Model")(inputs=inputs[0] if config.get("single_input", True) else inputs,
                   outputs=outputs[0] if config.get("single_output", True) else outputs, name=config["name"])
     model.trainable = config.get("trainable", True)
     return model

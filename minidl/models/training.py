@@ -5,9 +5,13 @@ One training step (``train_on_batch``), in the order Keras performs it
 
     outputs = model.forward(x, training=True)     # BN uses batch statistics, dropout on
     loss    = mean over the batch of loss(y, outputs)
-    grads   = model.backward(dL/doutputs)         # fills every Parameter.grad
+    model.backward(dL/doutputs)                   # fills every Parameter.grad
     optimizer.apply_gradients(trainable weights)
     metrics.update(y, outputs)                    # from the pre-update forward pass
+
+``predict`` runs ``model.forward(x, training=False)`` batch by batch. Both go through
+``minidl/engine/``: on the reference path it calls exactly these ``Model`` methods; on
+the numba path it runs the same graph with less memory traffic, for the same numbers.
 
 When the model ends in a sigmoid (softmax) and the loss is binary
 (categorical) cross-entropy, the loss is computed from the last layer's
@@ -22,10 +26,10 @@ import warnings
 
 import numpy as np
 
+from minidl import engine
 from minidl import losses as losses_module
 from minidl import metrics as metrics_module
 from minidl import optimizers as optimizers_module
-from minidl.layers.base import no_backward
 from minidl.models import data as data_module
 
 
@@ -60,9 +64,7 @@ class TrainingMixin:
 
     def _find_logit_layer(self):
         """The layer producing the output, if its activation matches the loss's logits."""
-        layer = self.outputs[0].node.layer
-        while hasattr(layer, "outputs") and getattr(layer, "_graph_ready", False):
-            layer = layer.outputs[0].node.layer
+        layer = self.output_layer()
         activation = getattr(getattr(layer, "activation", None), "name", None)
         if self.loss.logit_activation is not None and activation == self.loss.logit_activation:
             return layer
@@ -86,21 +88,21 @@ class TrainingMixin:
     def compute_gradients(self, x, y, training=True):
         """Forward, loss and backward without updating: returns (loss, outputs).
 
-        Afterwards every parameter's ``grad`` holds dLoss/dParameter.
+        Afterwards every trainable parameter's ``grad`` holds dLoss/dParameter.
         """
         self._require_compiled("compute_gradients")
-        for parameter in self.weights:
+        for parameter in self.trainable_weights:
             parameter.grad = None
         outputs = self.forward(x, training=training)
         loss, grad, from_logits = self._loss_and_output_grad(y, outputs)
-        if from_logits:
-            self._logit_layer.backward_from_logits = True
+        logit_layer = self._logit_layer if from_logits else None
+        if logit_layer is not None:
+            previous, logit_layer.backward_from_logits = logit_layer.backward_from_logits, True
         try:
-            # training_step: free each layer's cache as soon as it is used; no input gradient.
-            self.backward(grad, training_step=True)
+            engine.backward_for_training(self, grad)
         finally:
-            if from_logits:
-                self._logit_layer.backward_from_logits = False
+            if logit_layer is not None:
+                logit_layer.backward_from_logits = previous
         return loss, outputs
 
     def train_on_batch(self, x, y, reset_metrics=True, return_dict=False):
@@ -124,12 +126,10 @@ class TrainingMixin:
         return self._step_result(loss, return_dict)
 
     def predict_on_batch(self, x):
-        with no_backward():
-            return self.forward(self._standardize_x(x), training=False)
+        return engine.forward_for_inference(self, self._standardize_x(x))
 
     def _evaluate_batch(self, x, y):
-        with no_backward():
-            outputs = self.forward(x, training=False)
+        outputs = engine.forward_for_inference(self, x)
         loss, _, _ = self._loss_and_output_grad(y, outputs)
         for metric in self.compiled_metrics:
             metric.update(y, outputs)
@@ -145,15 +145,12 @@ class TrainingMixin:
         for metric in self.compiled_metrics:
             metric.reset()
 
-    def _standardize_x(self, x):
-        if isinstance(x, (list, tuple)):
-            return [self._float_array(a) for a in x]
-        return self._float_array(x)
-
     @staticmethod
-    def _float_array(a):
-        a = np.asarray(a)
-        return a if a.dtype.kind == "f" else a.astype(np.float32)
+    def _standardize_x(x):
+        """x as float arrays (integers and booleans become float32), a list for several inputs."""
+        arrays = [np.asarray(a) for a in x] if isinstance(x, (list, tuple)) else [np.asarray(x)]
+        arrays = [a if a.dtype.kind == "f" else a.astype(np.float32) for a in arrays]
+        return arrays if isinstance(x, (list, tuple)) else arrays[0]
 
     def _standardize_batch(self, x, y):
         if y is None:
@@ -263,7 +260,7 @@ class TrainingMixin:
         """Produce batches in background threads while the model computes (workers >= 1)."""
         if not workers:
             return stream
-        from minidl.preprocessing.image.prefetch import prefetch
+        from minidl.utils.prefetch import prefetch
         return prefetch(stream, max_queue_size=max_queue_size, workers=1)
 
     # ------------------------------------------------------------------ evaluate / predict
@@ -357,18 +354,18 @@ class TrainingMixin:
     # ------------------------------------------------------------------ files
     def save_weights(self, filepath, overwrite=True):
         """Write the weights in minidl's HDF5 format (atomically)."""
-        from minidl import weights
-        return weights.save_weights(self, filepath)
+        from minidl.models import saving
+        return saving.save_weights(self, filepath)
 
     def load_weights(self, filepath, by_name=False, skip_mismatch=False):
         """Load a minidl or Keras (legacy HDF5) weights file, by order or by name."""
-        from minidl import weights
-        return weights.load_weights(self, filepath, by_name=by_name, skip_mismatch=skip_mismatch)
+        from minidl.models import saving
+        return saving.load_weights(self, filepath, by_name=by_name, skip_mismatch=skip_mismatch)
 
     def save(self, filepath, overwrite=True, include_optimizer=True):
         """Write architecture, weights and optimizer state, so training can resume."""
-        from minidl import weights
-        return weights.save_model(self, filepath, include_optimizer=include_optimizer)
+        from minidl.models import saving
+        return saving.save_model(self, filepath, include_optimizer=include_optimizer)
 
 
 def _deprecated(old, new):

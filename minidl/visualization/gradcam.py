@@ -31,7 +31,7 @@ Example::
 """
 import numpy as np
 
-from minidl.layers.base import no_backward
+from minidl import engine
 
 
 def _split_model(model, layer_name):
@@ -41,14 +41,6 @@ def _split_model(model, layer_name):
     features_model = Model(model.input, layer.output, name=f"gradcam_features_{layer_name}")
     head_model = Model(layer.output, model.output, name=f"gradcam_head_{layer_name}")
     return features_model, head_model
-
-
-def _output_layer(model):
-    """The layer that produces ``model``'s output, looking inside nested models."""
-    layer = model.outputs[0].node.layer
-    while hasattr(layer, "outputs") and getattr(layer, "_graph_ready", False):
-        layer = layer.outputs[0].node.layer
-    return layer
 
 
 def _choose_classes(outputs, class_index):
@@ -75,12 +67,11 @@ def feature_gradients(model, image_batch, layer_name, class_index=None):
     (N, h, w, K), classes (N,), outputs = the model's predictions (N, units).
     """
     features_model, head_model = _split_model(model, layer_name)
-    with no_backward():
-        features = features_model.forward(np.asarray(image_batch), training=False)
+    features = engine.forward_for_inference(features_model, np.asarray(image_batch))
     if features.ndim != 4:
         raise ValueError(f"grad_cam: layer '{layer_name}' outputs shape {features.shape}; "
                          f"Grad-CAM needs a 4-D feature map (batch, height, width, channels)")
-    outputs = head_model.forward(features, training=False)     # recording: backward needs the caches
+    outputs = head_model.forward(features, training=False)     # saving: backward follows
     classes = _choose_classes(outputs, class_index)
     units = outputs.shape[-1]
     upstream = np.zeros_like(outputs)
@@ -88,16 +79,16 @@ def feature_gradients(model, image_batch, layer_name, class_index=None):
         upstream[:, 0] = np.where(classes == 1, 1.0, -1.0)    # score = z for class 1, -z for class 0
     else:
         upstream[np.arange(len(classes)), classes] = 1.0
-    output_layer = _output_layer(head_model)
+    output_layer = head_model.output_layer()
     activation = getattr(getattr(output_layer, "activation", None), "name", None)
     use_logits = activation in ("sigmoid", "softmax")
-    if use_logits:
-        output_layer.backward_from_logits = True              # the upstream gradient is d score / d z
+    if use_logits:                                            # the upstream gradient is d score / d z
+        previous, output_layer.backward_from_logits = output_layer.backward_from_logits, True
     try:
         gradients = head_model.backward(upstream)
     finally:
         if use_logits:
-            output_layer.backward_from_logits = False
+            output_layer.backward_from_logits = previous
         for parameter in head_model.weights:                  # leave no stale gradients behind
             parameter.grad = None
     return features, gradients, classes, outputs

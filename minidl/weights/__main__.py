@@ -1,20 +1,25 @@
 """Command line for weight files.
 
-    python -m minidl.weights convert SRC.h5 DST.h5 [--md5 MD5] [--no-architecture-check]
+    python -m minidl.weights convert SRC.h5 DST.h5 [--md5 MD5]
     python -m minidl.weights fetch inception_v3 [--include-top] [--cache-dir D] [--no-progress]
     python -m minidl.weights info FILE.h5
 
 ``convert`` turns a Keras legacy HDF5 file into minidl's format (md5 of known
-files and every shape checked, atomic write). ``fetch`` fills the cache that
+files checked, atomic write). ``fetch`` fills the cache that
 ``InceptionV3(weights='imagenet')`` uses. ``info`` lists a file's layers.
 Errors print one clear message and exit with status 1.
+
+The command line works on files only and never builds a model, so it does not
+compare shapes with an architecture; the md5 already proves that an official
+file is the one Keras published, and ``model.load_weights`` checks every
+shape when the file is loaded.
 """
 import argparse
 import sys
 
 from minidl.weights.convert import convert
 from minidl.weights.download import fetch_weights
-from minidl.weights.model_io import read_weights_file
+from minidl.weights.reading import read_weights_file
 
 
 def _info(path):
@@ -36,8 +41,9 @@ def main(argv=None):
     convert_parser.add_argument("source")
     convert_parser.add_argument("destination")
     convert_parser.add_argument("--md5", default=None, help="required md5 of the source file")
-    convert_parser.add_argument("--no-architecture-check", action="store_true",
-                                help="do not build the model to check the shapes")
+    # Accepted so that older commands still run; the command line never builds a
+    # model, so there is no architecture check to switch off.
+    convert_parser.add_argument("--no-architecture-check", action="store_true", help=argparse.SUPPRESS)
 
     fetch_parser = commands.add_parser("fetch", help="download, verify, convert and cache weights")
     fetch_parser.add_argument("name", choices=["inception_v3"])
@@ -51,8 +57,7 @@ def main(argv=None):
     arguments = parser.parse_args(argv)
     try:
         if arguments.command == "convert":
-            result = convert(arguments.source, arguments.destination, expected_md5=arguments.md5,
-                             architecture=False if arguments.no_architecture_check else None)
+            result = convert(arguments.source, arguments.destination, expected_md5=arguments.md5)
             print(result)
         elif arguments.command == "fetch":
             path = fetch_weights(arguments.name, include_top=arguments.include_top,

@@ -6,11 +6,14 @@ What the converter guarantees, in order:
    official files (:data:`OFFICIAL_FILES`), or ``expected_md5`` is given, its
    MD5 must match -- a truncated or tampered download is rejected with both
    sums in the message.
-2. **Every array fits the architecture.** When the model can be built (for
-   the official files, ``minidl.applications.InceptionV3(weights=None, ...)``)
-   the file's weighted layers are matched by order against the model's
-   (spec §7.2) and every shape is compared. If ``minidl.applications`` is not
-   available the check is skipped and the result says so.
+2. **Every array fits the architecture**, when the caller describes the model
+   the file is for (``architecture=``, a :class:`ModelLayout`: plain data, as
+   ``minidl.models.saving.model_layout(model)`` makes it). The file's weighted
+   layers are matched by order against the model's (spec §7.2) and every
+   shape is compared; the model's config is stored in the output. This
+   package never builds a model itself: ``InceptionV3(weights='imagenet')``
+   passes the layout of a freshly built InceptionV3 when it converts the
+   official file (``minidl/applications/inception_v3.py``).
 3. **No half-written output.** The destination is written through
    :func:`minidl.utils.atomic_write`; an exception or Ctrl-C leaves no file.
 
@@ -21,13 +24,19 @@ Example::
                      "inception_v3_notop.minidl.h5")
     print(result)   # 188 layers with weights, 376 arrays, 21,802,784 numbers, md5 verified ...
 
+    # the same, checking every shape against a model first:
+    from minidl.models.saving import model_layout
+    convert(source, destination, architecture=model_layout(my_model))
+
 or from a shell: ``python -m minidl.weights convert SRC.h5 DST.h5``.
 """
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from minidl.utils.files import md5_of_file
 from minidl.weights.keras_h5 import LayerWeights, WeightsFileError, read_keras_h5
+from minidl.weights.matching import match_by_order
 from minidl.weights.minidl_h5 import short_weight_names, write_minidl_h5
 
 
@@ -62,6 +71,27 @@ OFFICIAL_FILES = {
         ),
     )
 }
+
+
+class ModelLayout(NamedTuple):
+    """A model described as plain data, for checking a weights file against it.
+
+    ``minidl.models.saving.model_layout(model)`` builds one; this package never
+    imports the model classes.
+
+    description : str
+        Names the model in messages, e.g. ``"Model 'inception_v3'"``.
+    layers : list of LayerWeights
+        Every layer of ``model.layers``, in order, with its current arrays
+        (only their shapes are read); weightless layers with an empty list.
+    config_json : str or None
+        The model's ``{"class_name", "config"}`` as JSON, stored in the
+        converted file; None if the model cannot describe itself.
+    """
+
+    description: str
+    layers: list
+    config_json: str = None
 
 
 class WeightsChecksumError(WeightsFileError):
@@ -103,18 +133,6 @@ def verify_md5(path, expected_md5):
     return actual_md5
 
 
-def _default_architecture(official):
-    """Build the model an official file belongs to, or explain why not."""
-    if official is None:
-        return None, "not checked (no architecture given for this file)"
-    try:
-        from minidl.applications import InceptionV3
-    except ImportError as error:
-        return None, f"not checked (minidl.applications.InceptionV3 unavailable: {error})"
-    model = InceptionV3(weights=None, include_top=official.include_top)
-    return model, f"checked against InceptionV3(include_top={official.include_top})"
-
-
 def convert(src, dst, expected_md5=None, architecture=None):
     """Convert the Keras legacy HDF5 file ``src`` into minidl's format at ``dst``.
 
@@ -124,15 +142,30 @@ def convert(src, dst, expected_md5=None, architecture=None):
     expected_md5 : str, optional
         Required MD5 of ``src``. Defaults to the published MD5 when ``src``'s
         file name is an official Keras file; otherwise no check.
-    architecture : model, False or None
-        A minidl model to check every shape against (by order, spec §7.2).
-        ``None`` builds the model of an official file when possible;
-        ``False`` skips the check.
+    architecture : ModelLayout, optional
+        The model the file is for: every array is checked against it (by
+        order, spec §7.2) before anything is written, and its config is stored
+        in the output. None (or False): no check.
 
     Returns
     -------
     ConversionResult
+
+    Raises
+    ------
+    WeightsChecksumError
+        The source's md5 differs from the expected one.
+    ValueError
+        A layer count or a shape differs from ``architecture``'s.
     """
+    if architecture is False:  # what older code passed to skip the check
+        architecture = None
+    if architecture is not None and not isinstance(architecture, ModelLayout):
+        raise TypeError(
+            f"convert(architecture=...) takes a ModelLayout (plain data), got "
+            f"{type(architecture).__name__}; describe a model with "
+            f"minidl.models.saving.model_layout(model)"
+        )
     src, dst = Path(src), Path(dst)
     if not src.exists():
         raise FileNotFoundError(f"source weights file '{src}' does not exist")
@@ -142,20 +175,13 @@ def convert(src, dst, expected_md5=None, architecture=None):
     source_md5 = verify_md5(src, expected_md5)
     file_layers = read_keras_h5(src)
 
-    if architecture is False:
-        model, note = None, "not checked (disabled)"
-    elif architecture is None:
-        model, note = _default_architecture(official)
+    if architecture is not None:
+        match_by_order(architecture.layers, file_layers, str(src))  # raises on any mismatch
+        note = f"checked against {architecture.description}"
+        architecture_json = architecture.config_json
     else:
-        model, note = architecture, f"checked against {type(architecture).__name__} '{getattr(architecture, 'name', '')}'"
-    architecture_json = None
-    if model is not None:
-        # Imported here: model_io needs nothing from this module, but keeping
-        # the import local makes the dependency direction obvious.
-        from minidl.weights.model_io import _match_by_order, model_architecture_json
-
-        _match_by_order(model, file_layers, str(src))  # raises on any mismatch
-        architecture_json = model_architecture_json(model)
+        note = "not checked (no architecture given)"
+        architecture_json = None
 
     layers = [
         LayerWeights(layer.name, list(zip(short_weight_names(layer.name, layer.weight_names), layer.arrays)))
@@ -168,7 +194,7 @@ def convert(src, dst, expected_md5=None, architecture=None):
         destination=dst,
         source_md5=source_md5,
         md5_verified=expected_md5 is not None,
-        architecture_checked=model is not None,
+        architecture_checked=architecture is not None,
         architecture_note=note,
         weighted_layers=len(weighted),
         arrays=sum(len(layer.weights) for layer in weighted),

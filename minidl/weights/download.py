@@ -1,7 +1,9 @@
 """Fetch the official Keras ImageNet weights, verify them, convert and cache them.
 
-``InceptionV3(weights='imagenet')`` calls :func:`fetch_weights`, which tries,
-in order:
+``InceptionV3(weights='imagenet')`` calls :func:`fetch_weights` (through
+``minidl.applications.inception_v3.imagenet_weights``, which also hands it the
+architecture to check a fresh conversion against), and so does
+``python -m minidl.weights fetch``. It tries, in order:
 
 1. the converted minidl file in the cache folder -> returned at once;
 2. the official Keras file in the cache folder (a user without internet can
@@ -10,6 +12,10 @@ in order:
    release of fchollet/deep-learning-models on GitHub), streamed to a
    temporary file with a progress bar, its size and MD5 verified, then
    converted and cached.
+
+A conversion always verifies the MD5; when the caller passes
+``build_architecture`` it also checks every array against that model
+(:func:`~minidl.weights.convert.convert`).
 
 The cache folder is ``$MINIDL_HOME/weights`` if ``MINIDL_HOME`` is set, else
 ``~/.minidl/weights``. A failed or interrupted transfer never leaves a
@@ -185,7 +191,7 @@ def _instructions(official, folder, base_urls, attempts):
 
 
 def fetch_weights(name="inception_v3", include_top=False, cache_dir=None, base_urls=None,
-                  progress=True, known_files=None, timeout=30):
+                  progress=True, known_files=None, timeout=30, build_architecture=None):
     """Return the path of the converted minidl weights, downloading if needed.
 
     Parameters
@@ -202,6 +208,12 @@ def fetch_weights(name="inception_v3", include_top=False, cache_dir=None, base_u
         Draw a progress bar on stderr.
     known_files : dict, optional
         ``{filename: OfficialFile}`` replacing :data:`OFFICIAL_FILES` (tests).
+    timeout : float
+        Seconds to wait for a server before trying the next URL.
+    build_architecture : callable, optional
+        A function returning the :class:`~minidl.weights.convert.ModelLayout`
+        the file must fit. Called only when a file is converted (building a
+        model takes time), never when the converted file is already cached.
 
     Raises
     ------
@@ -237,5 +249,6 @@ def fetch_weights(name="inception_v3", include_top=False, cache_dir=None, base_u
         else:
             raise WeightsUnavailableError(_instructions(official, folder, base_urls, attempts))
 
-    convert(source, converted, expected_md5=official.md5)
+    architecture = build_architecture() if build_architecture is not None else None
+    convert(source, converted, expected_md5=official.md5, architecture=architecture)
     return converted

@@ -16,8 +16,8 @@ subgroup: ``/conv2d_1/conv2d_1/kernel:0``. Full-model files (``model.save``)
 hold the same tree under ``/model_weights``. Attributes larger than
 64,512 bytes are split into ``layer_names0``, ``layer_names1``, ...
 
-This module knows only files; :mod:`minidl.weights.model_io` maps their
-layers onto a model. The in-memory form of a weights file is a list of
+This module knows only files; :mod:`minidl.weights.matching` pairs their
+layers with a model's, and ``minidl/models/saving.py`` puts the arrays in. The in-memory form of a weights file is a list of
 :class:`LayerWeights`, one per layer, in file order::
 
     layers = read_keras_h5("weights.h5")

@@ -28,6 +28,7 @@ Example::
 """
 import json
 import re
+import sys
 from pathlib import Path
 
 import h5py
@@ -43,21 +44,16 @@ _STRING = h5py.string_dtype("utf-8")
 
 
 def minidl_version():
-    """The installed minidl version, or 'unknown' when running from a source tree."""
-    try:
-        import minidl
+    """The version of the running minidl (``minidl.__version__``), or 'unknown'.
 
-        version = getattr(minidl, "__version__", None)
-        if version:
-            return str(version)
-    except ImportError:  # pragma: no cover - minidl is the package we live in
-        pass
-    try:
-        from importlib.metadata import version as package_version
-
-        return package_version("minidl")
-    except Exception:
-        return "unknown"
+    Read from the package object Python already imported (a package is always
+    imported before its submodules, so this module's parent is loaded) rather
+    than with ``import minidl``: ``minidl/__init__.py`` imports the models, and
+    the file formats must not depend on the models, not even through the root.
+    """
+    package = sys.modules.get("minidl")
+    version = getattr(package, "__version__", None)
+    return str(version) if version else "unknown"
 
 
 def short_weight_names(layer_name, weight_names):

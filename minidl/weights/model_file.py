@@ -1,8 +1,11 @@
-"""Save a whole model -- architecture, weights, optimizer state -- and load it back.
+"""The whole-model file: architecture, weights and optimizer state in one HDF5 file.
 
-``model.save(path)`` / ``minidl.models.load_model(path)`` call these
-functions. The file holds everything needed to resume training exactly where
-it stopped (same weights, same Adam moments, same iteration count)::
+This module reads and writes the file from plain data -- a config dict, a list
+of :class:`~minidl.weights.keras_h5.LayerWeights`, the optimizer's state -- and
+never sees a model. ``model.save(path)`` and ``minidl.models.load_model(path)``
+(``minidl/models/saving.py``) turn a model into that data and back. The file
+holds everything needed to resume training exactly where it stopped (same
+weights, same Adam moments, same iteration count)::
 
     /                     attrs: format          = 'minidl-model'
                                  format_version  = 1
@@ -21,25 +24,33 @@ any nesting round-trip exactly.
 
 Example::
 
-    save_model(model, "model.h5")
-    same_model = load_model("model.h5")
+    write_model_file("model.h5", {"class_name": "Sequential", "config": config}, layers,
+                     training_config={"optimizer": ..., "loss": "mse"}, optimizer_state=state)
+    saved = read_model_file("model.h5")
+    saved.model_config["class_name"]    # 'Sequential'
 """
 import json
+from pathlib import Path
+from typing import NamedTuple
 
 import h5py
 import numpy as np
 
 from minidl.utils.files import atomic_write
-from minidl.weights.keras_h5 import WeightsFileError, open_hdf5
+from minidl.weights.keras_h5 import LayerWeights, WeightsFileError, open_hdf5, translating_read_errors
 from minidl.weights.minidl_h5 import minidl_version, read_minidl_group, write_minidl_group
-from minidl.weights.model_io import (
-    MODEL_FORMAT_NAME,
-    load_layer_weights,
-    model_architecture_json,
-    model_layer_weights,
-)
 
+MODEL_FORMAT_NAME = "minidl-model"  # the root attribute ``format`` of a whole-model file
 MODEL_FORMAT_VERSION = 1
+
+
+class ModelFile(NamedTuple):
+    """What a whole-model file holds, as :func:`read_model_file` returns it."""
+
+    model_config: dict      # {"class_name": ..., "config": model.get_config()}
+    layers: list            # LayerWeights of every layer, in model.layers order
+    training_config: dict   # the compile arguments, or None if the model was not compiled
+    optimizer_state: object  # optimizer.get_state() (nested dicts/lists/arrays), or None
 
 
 # ---------------------------------------------------------------------------
@@ -97,77 +108,46 @@ def _read_tree(group):
 
 
 # ---------------------------------------------------------------------------
-# compile arguments
+# the file
 # ---------------------------------------------------------------------------
-def _serializable_name(value):
-    """A loss or metric as JSON: its string, or the name of a function/object."""
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_serializable_name(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _serializable_name(item) for key, item in value.items()}
-    name = getattr(value, "name", None) or getattr(value, "__name__", None)
-    if name is None:
-        raise TypeError(f"cannot save the compile argument {value!r}: give it as a string")
-    return name
+def write_model_file(path, model_config, layers, training_config=None, optimizer_state=None):
+    """Write a whole-model file atomically: an error or Ctrl-C leaves no file.
 
-
-def training_config(model):
-    """The compile arguments of ``model`` as a JSON-able dict, or None if not compiled.
-
-    ``model._compile_args`` is what ``Model.compile`` recorded (loss config and
-    the metrics as the user gave them); the optimizer is described by its
-    class name and ``get_config()``.
+    Parameters
+    ----------
+    path : str or PathLike
+    model_config : dict or str
+        ``{"class_name": ..., "config": ...}`` (or that as JSON).
+    layers : list of LayerWeights or (layer_name, [(weight_name, array), ...])
+        Every layer in ``model.layers`` order; weightless layers with ``[]``.
+    training_config : dict, optional
+        The compile arguments (optimizer class and config, loss, metrics, ...).
+    optimizer_state : dict or list, optional
+        ``optimizer.get_state()``; stored only with a ``training_config``.
     """
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is None:
-        return None
-    compile_arguments = getattr(model, "_compile_args", None) or {}
-    return {
-        "optimizer": {"class_name": type(optimizer).__name__, "config": optimizer.get_config()},
-        "loss": _serializable_name(compile_arguments.get("loss", getattr(model, "loss", None))),
-        "metrics": _serializable_name(compile_arguments.get("metrics")),
-        "loss_weights": _serializable_name(compile_arguments.get("loss_weights")),
-    }
-
-
-def _optimizer_from_training_config(optimizers, optimizer_entry):
-    config = dict(optimizer_entry["config"])
-    config.setdefault("name", optimizer_entry["class_name"])
-    return optimizers.get(config)
-
-
-# ---------------------------------------------------------------------------
-# save / load
-# ---------------------------------------------------------------------------
-def save_model(model, path, include_optimizer=True):
-    """Write architecture, weights and (if compiled) optimizer config and state, atomically."""
-    architecture = model_architecture_json(model)
-    if architecture is None:
-        raise ValueError(
-            f"cannot save model '{getattr(model, 'name', model)}' to '{path}': its "
-            f"get_config() failed, so the architecture cannot be stored. Save only the "
-            f"weights with model.save_weights(path) and rebuild the model in code."
-        )
-    config = training_config(model) if include_optimizer else None
+    if not isinstance(model_config, str):
+        model_config = json.dumps(model_config)
+    layers = [LayerWeights(name, list(weights)) for name, weights in layers]
     with atomic_write(path) as temp_path:
         with h5py.File(temp_path, "w") as h5file:
             h5file.attrs["format"] = MODEL_FORMAT_NAME
             h5file.attrs["format_version"] = MODEL_FORMAT_VERSION
             h5file.attrs["minidl_version"] = minidl_version()
-            h5file.attrs["model_config"] = architecture
-            if config is not None:
-                h5file.attrs["training_config"] = json.dumps(config)
-                _write_tree(h5file.create_group("optimizer_state"), model.optimizer.get_state())
-            write_minidl_group(h5file.create_group("model_weights"), model_layer_weights(model, "minidl"))
+            h5file.attrs["model_config"] = model_config
+            if training_config is not None:
+                h5file.attrs["training_config"] = json.dumps(training_config)
+                if optimizer_state is not None:
+                    _write_tree(h5file.create_group("optimizer_state"), optimizer_state)
+            write_minidl_group(h5file.create_group("model_weights"), layers)
+    return Path(path)
 
 
-def load_model(path, custom_objects=None, compile=True):
-    """Rebuild a model saved by :func:`save_model`, with its weights and, when
-    ``compile`` is true and the file has one, its compiled optimizer state."""
-    from minidl import models, optimizers  # the model classes need this package, not vice versa
+def read_model_file(path):
+    """Read a file written by :func:`write_model_file` into a :class:`ModelFile`.
 
+    Raises :class:`WeightsFileError` naming the file if it is not a minidl model
+    file (a weights-only file, for example) or was written by a newer minidl.
+    """
     with open_hdf5(path) as h5file:
         file_format = h5file.attrs.get("format")
         if file_format != MODEL_FORMAT_NAME:
@@ -182,24 +162,13 @@ def load_model(path, custom_objects=None, compile=True):
                 f"'{path}' uses minidl model format version {version}; this minidl reads "
                 f"up to {MODEL_FORMAT_VERSION}: upgrade minidl"
             )
-        model_config = json.loads(h5file.attrs["model_config"])
-        layers = read_minidl_group(h5file["model_weights"], path)
-        config = json.loads(h5file.attrs["training_config"]) if "training_config" in h5file.attrs else None
-        state = _read_tree(h5file["optimizer_state"]) if "optimizer_state" in h5file else None
-
-    if custom_objects:
-        model = models.model_from_config(model_config, custom_objects=custom_objects)
-    else:
-        model = models.model_from_config(model_config)
-    load_layer_weights(model, layers, source=str(path))
-    if compile and config is not None:
-        optimizer = _optimizer_from_training_config(optimizers, config["optimizer"])
-        compile_kwargs = {"optimizer": optimizer, "loss": config["loss"]}
-        if config.get("metrics") is not None:
-            compile_kwargs["metrics"] = config["metrics"]
-        if config.get("loss_weights") is not None:
-            compile_kwargs["loss_weights"] = config["loss_weights"]
-        model.compile(**compile_kwargs)
-        if state is not None:
-            model.optimizer.set_state(state)
-    return model
+        with translating_read_errors(path):
+            attributes = h5file.attrs
+            return ModelFile(
+                model_config=json.loads(attributes["model_config"]),
+                layers=read_minidl_group(h5file["model_weights"], path),
+                training_config=(json.loads(attributes["training_config"])
+                                 if "training_config" in attributes else None),
+                optimizer_state=(_read_tree(h5file["optimizer_state"])
+                                 if "optimizer_state" in h5file else None),
+            )

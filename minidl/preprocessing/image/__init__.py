@@ -4,7 +4,8 @@ Reading order for learners: ``loading.py`` (files -> arrays), ``affine.py``
 (the augmentation geometry) and ``minidl/kernels/warp_reference.py`` (the
 resampling), ``generator.py`` (``ImageDataGenerator``), ``iterator.py``
 (``Sequence`` semantics), ``directory_iterator.py`` / ``numpy_iterator.py``,
-``prefetch.py`` (background batches), ``dicom.py``.
+``dicom.py``, ``errors.py``. Background batches (``prefetch``): ``minidl/utils/prefetch.py``,
+which ``fit`` uses too.
 
 Example::
 
@@ -15,11 +16,14 @@ from minidl.preprocessing.image.affine import (apply_affine_transform, apply_bri
                                                apply_channel_shift, flip_axis,
                                                transform_matrix_offset_center)
 from minidl.preprocessing.image.directory_iterator import DirectoryIterator
+from minidl.preprocessing.image.errors import UnreadableImageError
 from minidl.preprocessing.image.generator import ImageDataGenerator
 from minidl.preprocessing.image.iterator import Iterator
-from minidl.preprocessing.image.loading import (UnreadableImageError, array_to_img,
-                                                img_to_array, load_img, save_img)
+from minidl.preprocessing.image.loading import array_to_img, img_to_array, load_img, save_img
 from minidl.preprocessing.image.numpy_iterator import NumpyArrayIterator
+# Through the module image/prefetch.py, so that it is loaded here, before the name `prefetch`
+# is bound to the function: Python sets a package's attribute to a submodule when it first
+# loads it, so a later first `import minidl.preprocessing.image.prefetch` would replace it.
 from minidl.preprocessing.image.prefetch import PrefetchIterator, prefetch
 
 __all__ = [

@@ -24,7 +24,7 @@ Example (the spec's worked example)::
 """
 import numpy as np
 
-from minidl.kernels.warp import affine_warp
+from minidl import kernels
 
 
 def affine_matrix(theta=0, tx=0, ty=0, shear=0, zx=1, zy=1):
@@ -91,8 +91,8 @@ def apply_affine_transform(x, theta=0, tx=0, ty=0, shear=0, zx=1, zy=1,
     height, width = x.shape[row_axis], x.shape[col_axis]
     transform_matrix = transform_matrix_offset_center(transform_matrix, height, width)
     image_hwc = np.moveaxis(x, (row_axis, col_axis, channel_axis), (0, 1, 2))
-    warped = affine_warp(image_hwc, transform_matrix[:2, :2], transform_matrix[:2, 2],
-                         fill_mode, cval)
+    warped = kernels.affine_warp(image_hwc, transform_matrix[:2, :2], transform_matrix[:2, 2],
+                                 fill_mode, cval)
     return np.moveaxis(warped, (0, 1, 2), (row_axis, col_axis, channel_axis))
 
 

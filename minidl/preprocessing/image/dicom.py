@@ -18,6 +18,8 @@ Example::
 import numpy as np
 from PIL import Image as pil_image
 
+from minidl.preprocessing.image.errors import UnreadableImageError
+
 INSTALL_HINT = "pip install minidl[dicom]"
 
 
@@ -92,7 +94,6 @@ def load_dicom_image(path):
         raise ImportError(
             f"Reading the DICOM file '{path}' needs the optional dependency pydicom: "
             f"{INSTALL_HINT}") from None
-    from minidl.preprocessing.image.loading import UnreadableImageError
     try:
         dataset = pydicom.dcmread(path)
         array = dicom_to_array(dataset)

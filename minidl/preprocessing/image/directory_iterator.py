@@ -38,9 +38,9 @@ import warnings
 import numpy as np
 
 from minidl.preprocessing.image.dicom import pydicom_available
+from minidl.preprocessing.image.errors import UnreadableImageError
 from minidl.preprocessing.image.iterator import Iterator
-from minidl.preprocessing.image.loading import (UnreadableImageError, array_to_img,
-                                                check_target_size, img_to_array, load_img)
+from minidl.preprocessing.image.loading import array_to_img, check_target_size, img_to_array, load_img
 
 _CLASS_MODES = ("categorical", "binary", "sparse", "input", None)
 _COLOR_MODE_CHANNELS = {"rgb": 3, "rgba": 4, "grayscale": 1}

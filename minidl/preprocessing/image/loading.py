@@ -36,6 +36,8 @@ import numpy as np
 from PIL import Image as pil_image
 from PIL import UnidentifiedImageError
 
+from minidl.preprocessing.image.errors import UnreadableImageError
+
 _PIL_INTERPOLATION_METHODS = {
     "nearest": pil_image.NEAREST,
     "bilinear": pil_image.BILINEAR,
@@ -47,10 +49,6 @@ _PIL_INTERPOLATION_METHODS = {
 _SIXTEEN_BIT_OPTIONS = ("clip", "rescale", "minmax")
 _HIGH_BIT_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 _COLOR_MODES = ("grayscale", "rgb", "rgba")
-
-
-class UnreadableImageError(OSError):
-    """An image file exists but cannot be decoded (corrupt, truncated, not an image)."""
 
 
 def check_target_size(target_size, where="load_img"):

@@ -1,0 +1,258 @@
+"""The engine's inference pass: Conv2D -> BatchNormalization -> ReLU as one pass over memory.
+
+``predict`` and ``evaluate`` run a model through :func:`run` on the numba path (through
+``Model.forward`` on the reference path); the outputs are the same, bit for bit.
+
+InceptionV3 is 94 times the same three layers (Keras's ``conv2d_bn``)::
+
+    z = conv(x)          # Conv2D without bias or activation
+    b = batchnorm(z)     # at inference: b = (z - moving_mean) * scale + beta, per channel
+    a = relu(b)          # Activation('relu')
+
+Run one after the other, each layer makes a full new array: the product writes z to
+memory, batch norm reads it back and writes b, ReLU reads b back and writes a. At
+inference batch norm and ReLU act on every value on its own, so they can be applied to
+each chunk of z as soon as the convolution's product has made it, while it is still in
+cache: the convolution's ``epilogue`` (``minidl/kernels/fast/conv.py``). z is written once,
+b and a never exist as arrays of their own. The numbers are the same, bit for bit: the
+same convolution (im2col, or Winograd where the engine picks it) and the same operations
+in the same order (``tests/test_inference_fusion.py`` checks it).
+
+When a chain is fused -- all of these hold, else its layers run one by one:
+
+* a Conv2D without bias and with a linear activation, whose output goes only to a
+  BatchNormalization (no other layer reads it, it is not a model output);
+* then, if the batch norm's output goes only to an ``Activation('relu')``, that too.
+
+Concatenation in place. An Inception block ends by concatenating its branches along the
+channels (``mixed0`` ... ``mixed10``). When a fused step's output goes only to such a
+Concatenate, the step writes straight into its channels of the concatenation's output
+(``out=`` of the convolution), and the Concatenate only copies the inputs nobody wrote
+in place (a pooling branch, an inner concatenation): one full copy of every block's
+output less.
+
+Every array is dropped as soon as the last layer that reads it has run, and nested models
+run through :func:`run` too. What it saves: ``benchmarks/README.md``.
+``minidl.config.set_inference_fusion(False)`` (or ``MINIDL_FUSE_INFERENCE=0``) runs every
+layer on its own, to compare.
+
+Example::
+
+    outputs = run(model, x)                      # what model.predict_on_batch(x) returns
+    steps = plan_fusions(model._nodes, input_ids, output_ids)
+    # {conv node: ConvBatchNormReLU(...), its batch-norm node: None, its ReLU node: None,
+    #  concatenate node: ConcatenateInPlace(...), ...}
+"""
+import weakref
+from collections import defaultdict
+
+import numpy as np
+
+from minidl import config
+from minidl.kernels.fast import batchnorm_numba
+from minidl.kernels.fast import conv as fast_conv
+from minidl.layers.activation import Activation
+from minidl.layers.base import no_backward
+from minidl.layers.conv import Conv2D
+from minidl.layers.merge import Concatenate
+from minidl.layers.normalization import BatchNormalization
+
+_plans = weakref.WeakKeyDictionary()      # model -> (its node list, its fused steps)
+
+
+def run(model, inputs):
+    """``model``'s output(s) for ``inputs`` at inference (``training=False``), fused where it can."""
+    values = model._input_values(inputs)
+    readers_left = dict(model._readers)
+    keep = set(model._output_ids)
+    steps = _fused_steps(model)
+    buffers = {}                                       # outputs that fused steps write in place
+    with no_backward():
+        for node in model._nodes:
+            if id(node.output_tensors[0]) in values:
+                continue                               # a model input: its value is given
+            step = steps.get(node, node)
+            if step is None:
+                continue                               # run by its convolution's fused step
+            if step is node:
+                values[id(node.output_tensors[0])] = _run_layer(node, values)
+            else:
+                values[id(step.output_tensor)] = step.run(values, buffers)
+            for tensor in node.input_tensors:          # free arrays nobody needs any more
+                readers_left[id(tensor)] -= 1
+                if readers_left[id(tensor)] == 0 and id(tensor) not in keep:
+                    values.pop(id(tensor), None)
+    outputs = [values[key] for key in model._output_ids]
+    return outputs[0] if model._single_output else outputs
+
+
+def _run_layer(node, values):
+    """One layer on its own; a nested model runs through :func:`run` as well."""
+    node_inputs = [values[id(t)] for t in node.input_tensors]
+    layer_inputs = node_inputs if len(node_inputs) > 1 else node_inputs[0]
+    if hasattr(node.layer, "walk_layers"):             # a model inside the model
+        return run(node.layer, layer_inputs)
+    return node.layer.forward(layer_inputs, training=False)
+
+
+def _fused_steps(model):
+    """The model's fused steps, planned once per graph; {} when fusion is switched off."""
+    if not config.inference_fusion():
+        return {}
+    planned = _plans.get(model)
+    if planned is None or planned[0] is not model._nodes:
+        steps = plan_fusions(model._nodes, [id(t) for t in model.inputs], [id(t) for t in model.outputs])
+        planned = _plans[model] = (model._nodes, steps)
+    return planned[1]
+
+
+class ConvBatchNormReLU:
+    """One fused step: a convolution node, the batch-norm node reading it, and maybe a ReLU."""
+
+    def __init__(self, conv_node, norm_node, relu_node=None):
+        self.conv = conv_node.layer
+        self.norm = norm_node.layer
+        self.relu = relu_node is not None
+        self.nodes = [conv_node, norm_node] + ([relu_node] if self.relu else [])
+        self.input_tensor = conv_node.input_tensors[0]
+        self.output_tensor = self.nodes[-1].output_tensors[0]
+        self.destination = None   # (ConcatenateInPlace, first channel) when it writes in place
+
+    def run(self, values, buffers):
+        """relu(batchnorm(conv(x))) with batch norm and ReLU applied chunk by chunk;
+        ``values`` maps tensor ids to arrays, ``buffers`` holds this pass's in-place outputs."""
+        x = values[id(self.input_tensor)]
+        conv, norm = self.conv, self.norm
+        affine = batchnorm_numba.batchnorm_inference_affine(
+            norm.value_of(norm.moving_mean, like=x), norm.value_of(norm.moving_variance, like=x),
+            None if norm.gamma is None else norm.value_of(norm.gamma, like=x),
+            None if norm.beta is None else norm.value_of(norm.beta, like=x), norm.epsilon, conv.filters, x.dtype)
+        relu = self.relu
+
+        def batchnorm_then_relu(rows):
+            batchnorm_numba.batchnorm_inference_rows(rows, affine, relu=relu, out=rows)
+
+        out = None
+        if self.destination is not None:
+            concatenation, first_channel = self.destination
+            output_shape = conv.compute_output_shape(x.shape)
+            buffer = concatenation.buffer(buffers, output_shape[:-1], x.dtype)
+            out = buffer[..., first_channel: first_channel + conv.filters]
+        return fast_conv.conv2d_forward(x, conv.value_of(conv.kernel, like=x), conv.strides,
+                                        conv.padding_for(x.shape), epilogue=batchnorm_then_relu, out=out)
+
+    def __repr__(self):
+        names = " -> ".join(node.layer.name for node in self.nodes)
+        return f"ConvBatchNormReLU({names})"
+
+
+class ConcatenateInPlace:
+    """A channel concatenation whose output buffer its fused inputs write into directly."""
+
+    def __init__(self, node, written_in_place):
+        self.node = node
+        self.nodes = [node]
+        self.output_tensor = node.output_tensors[0]
+        self.channels = self.output_tensor.shape[-1]
+        self.written_in_place = written_in_place    # ids of the input tensors written in place
+
+    def buffer(self, buffers, leading_shape, dtype):
+        """This pass's output array, made by the first input that needs it."""
+        if self not in buffers:
+            buffers[self] = np.empty(tuple(leading_shape) + (self.channels,), dtype=dtype)
+        return buffers[self]
+
+    def run(self, values, buffers):
+        """Copy in the inputs not written in place; return the concatenation."""
+        inputs = [values[id(t)] for t in self.node.input_tensors]
+        output = buffers.pop(self, None)
+        if output is None or any(x.dtype != output.dtype or x.shape[:-1] != output.shape[:-1] for x in inputs):
+            # nothing written in place yet, mixed dtypes, or shapes that do not fit (the
+            # layer itself then says what is wrong): the plain concatenation
+            return self.node.layer.forward(inputs)
+        first_channel = 0
+        for tensor, x in zip(self.node.input_tensors, inputs):
+            if id(tensor) not in self.written_in_place:
+                output[..., first_channel: first_channel + x.shape[-1]] = x
+            first_channel += x.shape[-1]
+        return output
+
+    def __repr__(self):
+        return f"ConcatenateInPlace({self.node.layer.name})"
+
+
+def plan_fusions(nodes, input_ids, output_ids):
+    """Find the fusable chains among ``nodes`` (a model's nodes in execution order).
+
+    Returns a dict: each chain's convolution node maps to its :class:`ConvBatchNormReLU`,
+    and the batch-norm and ReLU nodes it absorbs map to None (run by the step, skip them);
+    a Concatenate node that fused steps write into maps to its :class:`ConcatenateInPlace`.
+    ``input_ids`` / ``output_ids`` are the ids of the model's input and output tensors:
+    neither can be skipped as an intermediate.
+    """
+    readers = defaultdict(list)
+    for node in nodes:
+        for tensor in node.input_tensors:
+            readers[id(tensor)].append(node)
+    model_inputs = set(input_ids)
+    boundary = model_inputs | set(output_ids)
+
+    def sole_reader(node):
+        """The only node reading ``node``'s output, if it is an intermediate; else None."""
+        tensor = node.output_tensors[0]
+        if id(tensor) in boundary or len(readers[id(tensor)]) != 1:
+            return None
+        return readers[id(tensor)][0]
+
+    steps = {}
+    for node in nodes:
+        if not _is_plain_convolution(node.layer) or id(node.output_tensors[0]) in boundary:
+            continue
+        norm_node = sole_reader(node)
+        if norm_node is None or not isinstance(norm_node.layer, BatchNormalization):
+            continue
+        if id(norm_node.output_tensors[0]) in model_inputs:
+            continue
+        relu_node = sole_reader(norm_node)
+        if relu_node is not None and (not _is_relu(relu_node.layer)
+                                      or id(relu_node.output_tensors[0]) in model_inputs):
+            relu_node = None
+        step = ConvBatchNormReLU(node, norm_node, relu_node)
+        steps[node] = step
+        for absorbed in step.nodes[1:]:
+            steps[absorbed] = None
+    _plan_concatenations_in_place(nodes, steps, sole_reader)
+    return steps
+
+
+def _plan_concatenations_in_place(nodes, steps, sole_reader):
+    """Let fused steps whose only reader is a channel Concatenate write into its output."""
+    fused_outputs = {id(step.output_tensor): step for step in steps.values() if step is not None}
+    for node in nodes:
+        layer = node.layer
+        if not isinstance(layer, Concatenate) or layer.axis not in (-1, len(node.output_tensors[0].shape) - 1):
+            continue
+        if node.output_tensors[0].shape[-1] is None:
+            continue
+        writers, first_channel = [], 0
+        for tensor in node.input_tensors:
+            step = fused_outputs.get(id(tensor))
+            if (step is not None and step.destination is None and sole_reader(step.nodes[-1]) is node
+                    and node.input_tensors.count(tensor) == 1):
+                writers.append((step, first_channel))
+            first_channel += tensor.shape[-1]
+        if not writers:
+            continue
+        concatenation = ConcatenateInPlace(node, {id(step.output_tensor) for step, _ in writers})
+        for step, channel in writers:
+            step.destination = (concatenation, channel)
+        steps[node] = concatenation
+
+
+def _is_plain_convolution(layer):
+    """A Conv2D that only convolves: no bias, no activation (Keras's conv2d_bn)."""
+    return isinstance(layer, Conv2D) and not layer.use_bias and layer.activation.name == "linear"
+
+
+def _is_relu(layer):
+    return isinstance(layer, Activation) and layer.activation.name == "relu"

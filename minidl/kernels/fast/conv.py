@@ -1,0 +1,220 @@
+"""The engine's convolution: im2col + BLAS in chunks on every core, or Winograd's algorithm.
+
+The equations are those of ``minidl/kernels/reference/conv.py`` (read it first)::
+
+    y_2d        = cols @ K                      cols = im2col(x): (N*OH*OW, KH*KW*C)
+    grad_kernel = cols^T @ G                    G = grad_y as (N*OH*OW, F)
+    grad_x      = col2im(G @ K^T)
+
+What the engine adds, each for a measured reason (figures in ``benchmarks/README.md``):
+
+* **Chunks.** ``cols`` is KH*KW times larger than the input. The engine never builds it
+  whole: it fills one chunk of output rows at a time (about ``_CHUNK_BYTES`` of ``cols``,
+  the size of the cores' L2 caches) into one reused buffer and uses it at once, while it
+  is still in cache. Same equations, summed chunk by chunk over the rows::
+
+      y_2d[rows]  = cols[rows] @ K
+      grad_kernel = sum over chunks of cols[rows]^T @ G[rows]
+      grad_x      = sum over chunks of col2im_rows_add(G[rows] @ K^T)
+
+  A layer whose whole ``cols`` fits in one chunk runs as one im2col + one product.
+* **Every core.** A forward pass with many chunks gives whole chunks to every core
+  (``chunks.py``); backward runs its chunks in turn.
+* **Winograd.** Stride-1 3x3, 1x7, 7x1, 1x3 and 3x1 kernels on wide enough inputs run
+  their forward pass as Winograd convolutions (``winograd.py``: fewer multiplications, the
+  same numbers up to float rounding) unless ``minidl.config.set_winograd(False)``. Each
+  kernel's transform is kept and made again when the kernel's values change. Backward is
+  im2col's either way: the gradient of the same convolution.
+* **1x1 kernels** with stride 1 and no padding are already a matrix product over pixels:
+  ``x.reshape(-1, C) @ kernel.reshape(C, F)``, no im2col.
+* **Epilogue and out=** (inference only, ``minidl/engine/inference.py``): batch norm + ReLU
+  applied to each chunk of y right after its product, while it is in cache, and y written
+  straight into its channels of a concatenation's output.
+* **No input gradient** for a layer whose input is the model's input
+  (:func:`without_input_gradient`, used by ``minidl/engine/training_walk.py``).
+
+Bias and activation belong to the layer, not here. ``pads`` comes from
+:func:`minidl.kernels.conv_geometry`.
+
+Example::
+
+    out_h, out_w, pads = conv_geometry(x.shape, (3, 3), (1, 1), "same")
+    y = conv2d_forward(x, kernel, (1, 1), pads)
+    grad_x, grad_kernel = conv2d_backward(grad_y, x, kernel, (1, 1), pads)
+"""
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+
+from minidl import config
+from minidl.kernels.fast import conv_numba, winograd
+from minidl.kernels.fast.chunks import equal_chunks, for_each_chunk, output_rows
+from minidl.kernels.geometry import padded_output_size
+
+_transformed_kernels = winograd.TransformedKernels()
+_gradients_wanted = threading.local()    # .input: False inside without_input_gradient()
+
+
+def _check_shapes(x, kernel, where):
+    if x.ndim != 4:
+        raise ValueError(f"minidl/kernels/fast/conv.py {where}: x must be NHWC (4-D), got shape {x.shape}")
+    if kernel.ndim != 4 or kernel.shape[2] != x.shape[3]:
+        raise ValueError(
+            f"minidl/kernels/fast/conv.py {where}: kernel must be (KH, KW, C={x.shape[3]}, F), "
+            f"got shape {kernel.shape} for input shape {x.shape}"
+        )
+
+
+# About this many bytes of ``cols`` per chunk (chosen by measurement: 1 MB chunks made the
+# products too small, 4 and 8 MB were no faster; benchmarks/README.md).
+# Every chunk's matrix products read the whole kernel again, and backward adds a
+# kernel-sized partial grad_kernel per chunk: so a chunk also holds at least
+# _KERNEL_MULTIPLE times the kernel's bytes, or layers with a big kernel and few pixels
+# (8x8x448 -> 384) would spend their time there. Both are read at call time, so tests
+# can shrink them to force many chunks.
+_CHUNK_BYTES = 2 * 2**20
+_KERNEL_MULTIPLE = 4
+
+
+def _row_chunks(total_rows, out_w, depth, filters, itemsize):
+    """Split output rows 0..total_rows-1 into chunks of at most about ``_CHUNK_BYTES`` of ``cols``.
+
+    Returns ``(rows_per_chunk, [(first_row, row_count), ...])``: as few chunks as that
+    allows, of equal sizes (give or take a row); ``rows_per_chunk`` is the largest. One
+    output row is OW rows of ``cols``, i.e. OW * depth * itemsize bytes.
+    """
+    chunk_bytes = max(_CHUNK_BYTES, _KERNEL_MULTIPLE * depth * filters * itemsize)
+    most_rows = max(1, min(total_rows, chunk_bytes // (out_w * depth * itemsize)))
+    chunks = equal_chunks(0, total_rows, -(-total_rows // most_rows))
+    return max(count for _, count in chunks), chunks
+
+
+def _is_pointwise(kernel, strides, pads):
+    """1x1 kernel, stride 1, no padding: the convolution is a plain matrix product."""
+    no_padding = tuple(pads[0]) == (0, 0) and tuple(pads[1]) == (0, 0)
+    return kernel.shape[:2] == (1, 1) and tuple(strides) == (1, 1) and no_padding
+
+
+def conv2d_forward(x, kernel, strides, pads, epilogue=None, out=None):
+    """Convolve NHWC ``x`` with HWIO ``kernel``; returns y (N, OH, OW, F).
+
+    Winograd's algorithm where it applies (see the module docstring), else im2col's.
+    ``epilogue``, if given, is called as ``epilogue(y_rows)`` on each chunk of the output,
+    a (pixels, F) view, right after the chunk's product; it must work in place. ``out``, if
+    given, is where y goes instead of a new array (an (N, OH, OW, F) array or a slice of
+    its last axis); it is returned.
+    """
+    _check_shapes(x, kernel, "conv2d_forward")
+    plan = winograd.winograd_plan(x.shape, kernel.shape, strides, pads) if config.winograd() else None
+    if plan is not None:
+        transformed = _transformed_kernels.get(kernel, plan)
+        return winograd.winograd_conv2d_forward(x, transformed, plan, epilogue=epilogue, out=out)
+    return _im2col_conv2d_forward(x, kernel, strides, pads, epilogue, out)
+
+
+def _im2col_conv2d_forward(x, kernel, strides, pads, epilogue, out):
+    """conv2d_forward by im2col + product, chunk by chunk."""
+    kernel_h, kernel_w, channels, filters = kernel.shape
+    batch = x.shape[0]
+    out_h, out_w = padded_output_size(x.shape, (kernel_h, kernel_w), strides, pads,
+                                      where="minidl/kernels/fast/conv.py conv2d_forward")
+    y_2d = output_rows(out, (batch, out_h, out_w, filters), np.result_type(x.dtype, kernel.dtype),
+                       "minidl/kernels/fast/conv.py conv2d_forward")
+    if _is_pointwise(kernel, strides, pads):
+        _pointwise_forward(x.reshape(-1, channels), kernel.reshape(channels, filters), epilogue, y_2d)
+        return y_2d.reshape(batch, out_h, out_w, filters) if out is None else out
+    x = np.ascontiguousarray(x)
+    depth = kernel_h * kernel_w * channels
+    kernel_2d = kernel.reshape(depth, filters)
+    rows_per_chunk, chunks = _row_chunks(batch * out_h, out_w, depth, filters, x.dtype.itemsize)
+
+    def convolve_chunk(chunk, buffer):
+        first_row, row_count = chunk
+        cols = buffer[: row_count * out_w]                # the last chunk may be shorter
+        conv_numba.im2col_rows(x, (kernel_h, kernel_w), strides, pads, first_row, row_count, cols)
+        pixels = y_2d[first_row * out_w: (first_row + row_count) * out_w]
+        np.matmul(cols, kernel_2d, out=pixels)
+        if epilogue is not None:
+            epilogue(pixels)
+
+    # Each chunk on one core, every core at once when possible (see chunks.py).
+    for_each_chunk(chunks, lambda: np.empty((rows_per_chunk * out_w, depth), dtype=x.dtype), convolve_chunk)
+    return y_2d.reshape(batch, out_h, out_w, filters) if out is None else out
+
+
+def _pointwise_forward(x_2d, kernel_2d, epilogue, y_2d):
+    """y_2d = x_2d @ kernel_2d, then the epilogue on all of it.
+
+    Not chunked: a 1x1 layer's whole output is small enough to stay in cache, and sharing
+    its chunks between the cores measured no faster than one product on every core.
+    """
+    np.matmul(x_2d, kernel_2d, out=y_2d)
+    if epilogue is not None:
+        epilogue(y_2d)
+
+
+@contextmanager
+def without_input_gradient():
+    """Within the block :func:`conv2d_backward` computes no input gradient (returns None
+    for it): the training walk uses it for a layer that reads the model's input, whose
+    gradient nobody needs. It skips the grad_cols products and col2im."""
+    previous = getattr(_gradients_wanted, "input", True)
+    _gradients_wanted.input = False
+    try:
+        yield
+    finally:
+        _gradients_wanted.input = previous
+
+
+def conv2d_backward(grad_output, x, kernel, strides, pads):
+    """Return ``(grad_x, grad_kernel)`` for y = conv2d_forward(x, kernel, ...); grad_x is
+    None inside :func:`without_input_gradient`.
+
+    ``cols`` is built again from ``x``, chunk by chunk (cheaper in memory than keeping it
+    across all the layers of a network).
+    """
+    need_input_grad = getattr(_gradients_wanted, "input", True)
+    _check_shapes(x, kernel, "conv2d_backward")
+    kernel_h, kernel_w, channels, filters = kernel.shape
+    expected_h, expected_w = padded_output_size(x.shape, (kernel_h, kernel_w), strides, pads,
+                                                where="minidl/kernels/fast/conv.py conv2d_backward")
+    expected = (x.shape[0], expected_h, expected_w, filters)
+    if grad_output.shape != expected:
+        raise ValueError(
+            f"minidl/kernels/fast/conv.py conv2d_backward: grad_output must have shape {expected}, "
+            f"got {grad_output.shape}"
+        )
+    grad_2d = grad_output.reshape(-1, filters)
+    if _is_pointwise(kernel, strides, pads):
+        x_2d = x.reshape(-1, channels)
+        grad_kernel = (x_2d.T @ grad_2d).reshape(kernel.shape)
+        grad_input = None
+        if need_input_grad:
+            grad_input = (grad_2d @ kernel.reshape(channels, filters).T).reshape(x.shape)
+        return grad_input, grad_kernel
+    x = np.ascontiguousarray(x)
+    depth = kernel_h * kernel_w * channels
+    kernel_2d = kernel.reshape(depth, filters)
+    grad_kernel_2d = np.empty(kernel_2d.shape, dtype=np.result_type(x.dtype, grad_output.dtype))
+    chunk_grad_kernel = None
+    grad_input = None
+    if need_input_grad:
+        grad_input = np.zeros(x.shape, dtype=np.result_type(grad_output.dtype, kernel.dtype))
+    rows_per_chunk, chunks = _row_chunks(x.shape[0] * expected_h, expected_w, depth, filters, x.dtype.itemsize)
+    buffer = np.empty((rows_per_chunk * expected_w, depth), dtype=x.dtype)
+    for first_row, row_count in chunks:
+        cols = buffer[: row_count * expected_w]                 # the last chunk may be shorter
+        conv_numba.im2col_rows(x, (kernel_h, kernel_w), strides, pads, first_row, row_count, cols)
+        grad_rows = grad_2d[first_row * expected_w: (first_row + row_count) * expected_w]
+        if first_row == 0:  # the first chunk starts the sum, the others add to it
+            np.matmul(cols.T, grad_rows, out=grad_kernel_2d)
+        else:
+            chunk_grad_kernel = np.matmul(cols.T, grad_rows, out=chunk_grad_kernel)
+            grad_kernel_2d += chunk_grad_kernel
+        if need_input_grad:
+            # cols has served grad_kernel: its buffer now takes this chunk's grad_cols.
+            grad_cols = cols if cols.dtype == grad_input.dtype else None
+            grad_cols = np.matmul(grad_rows, kernel_2d.T, out=grad_cols)
+            conv_numba.col2im_rows_add(grad_cols, first_row, grad_input, (kernel_h, kernel_w), strides, pads)
+    return grad_input, grad_kernel_2d.reshape(kernel.shape)
