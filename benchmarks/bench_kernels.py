@@ -11,7 +11,7 @@ Usage::
     PYTHONPATH=. python benchmarks/bench_kernels.py --repeats 3      # every shape
     PYTHONPATH=. python benchmarks/bench_kernels.py --reference      # also time the NumPy path
 
-Shapes come from the InceptionV3 layer sequence in the Keras semantics spec §4.2.
+Shapes come from the InceptionV3 layer sequence in the minidl/keras_semantics.md §4.2.
 """
 import argparse
 import collections
@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from minidl import config, kernels
+from minidl.kernels.fast import conv as fast_conv
 
 BATCH = 5
 
@@ -111,18 +112,24 @@ def bench_conv(shape_key, repeats, with_reference):
     pointwise = kernel_size == (1, 1) and stride == 1 and pads == ((0, 0), (0, 0))
 
     def backward(need_input_grad):
-        return best_time(lambda: kernels.conv2d_backward(grad_output, x, kernel, strides, pads,
-                                                         need_input_grad=need_input_grad), repeats)
+        if need_input_grad:
+            return best_time(lambda: kernels.conv2d_backward(grad_output, x, kernel, strides, pads), repeats)
+        with fast_conv.without_input_gradient():     # only the engine can skip it
+            return best_time(lambda: fast_conv.conv2d_backward(grad_output, x, kernel, strides, pads), repeats)
 
     result = {}
     paths = ["numba"] + (["reference"] if with_reference else [])
     for path in paths:
         config.set_kernel_path(path)
         forward = best_time(lambda: kernels.conv2d_forward(x, kernel, strides, pads), repeats)
-        grad_weight = backward(need_input_grad=False)
-        # The input gradient (grad_cols products + col2im, chunk by chunk) is what a full
-        # backward adds to the grad_weight-only one.
-        grad_input = max(backward(need_input_grad=True) - grad_weight, 0.0)
+        full = backward(need_input_grad=True)
+        if path == "numba":
+            # The input gradient (grad_cols products + col2im, chunk by chunk) is what a full
+            # backward adds to the grad_weight-only one.
+            grad_weight = backward(need_input_grad=False)
+            grad_input = max(full - grad_weight, 0.0)
+        else:                                        # the reference computes both together
+            grad_weight, grad_input = full, 0.0
         result[path] = (forward, grad_input, grad_weight)
     config.set_kernel_path("numba")
     cols = rng.standard_normal((rows, depth)).astype(np.float32)  # same GEMM shapes, no im2col

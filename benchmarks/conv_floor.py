@@ -5,7 +5,7 @@ For all 94 InceptionV3 convolutions (batch 5, 299x299, float32), each round time
 * **bare**: the layer's matrix product alone, ``cols @ kernel`` on a ready-made im2col
   matrix (built before the clock starts) -- what OpenBLAS needs for the arithmetic;
 * **fused**: the inference convolution as ``predict`` runs it -- im2col chunk by chunk, the
-  products, batch norm + ReLU on each chunk (``kernels.conv2d_forward`` with an epilogue).
+  products, batch norm + ReLU on each chunk (the engine's ``conv2d_forward`` with an epilogue).
 
 The two alternate in every round, and the ratio fused / bare is taken per round, so the
 drift of a shared machine cancels. A ratio near 1.0 means the convolution costs what its
@@ -27,6 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_kernels import BATCH, inception_v3_convolutions  # noqa: E402
 
 from minidl import kernels  # noqa: E402
+from minidl.kernels.fast import batchnorm_numba  # noqa: E402
+from minidl.kernels.fast import conv as fast_conv  # noqa: E402
 
 
 def make_layers(rng):
@@ -36,7 +38,7 @@ def make_layers(rng):
         x = rng.random((BATCH, size, size, channels_in), dtype=np.float32)
         kernel = rng.random(kernel_size + (channels_in, channels_out), dtype=np.float32) - 0.5
         _, _, pads = kernels.conv_geometry(x.shape, kernel_size, (stride, stride), padding)
-        affine = kernels.batchnorm_inference_affine(
+        affine = batchnorm_numba.batchnorm_inference_affine(
             rng.random(channels_out).astype(np.float32), rng.uniform(0.5, 2, channels_out).astype(np.float32),
             None, None, 1e-3, channels_out, np.float32)
         layers.append((x, kernel, (stride, stride), pads, affine))
@@ -60,10 +62,10 @@ def fused_convolution_seconds(layer):
     x, kernel, strides, pads, affine = layer
 
     def batchnorm_then_relu(rows):
-        kernels.batchnorm_inference_rows(rows, affine, relu=True)
+        batchnorm_numba.batchnorm_inference_rows(rows, affine, relu=True, out=rows)
 
     start = time.perf_counter()
-    kernels.conv2d_forward(x, kernel, strides, pads, epilogue=batchnorm_then_relu)
+    fast_conv.conv2d_forward(x, kernel, strides, pads, epilogue=batchnorm_then_relu)
     return time.perf_counter() - start
 
 

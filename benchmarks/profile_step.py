@@ -20,12 +20,13 @@ Output: one row per (layer type, phase, kernel) sorted by time, the share of the
 and an ``other`` row for what no timer covered (the graph walk, the loss, Python).
 
 At inference each Conv2D -> BatchNormalization -> ReLU chain runs fused (one line, "Conv2D +
-BatchNormalization + ReLU forward (fused)"); ``MINIDL_FUSE_INFERENCE=0`` splits it. When the
-forward chunks are shared between the cores (``minidl/kernels/chunk_workers.py``) their
-im2col, product and epilogue overlap on two threads, so they are timed together on the
-convolution's line; ``MINIDL_SHARE_CHUNKS=0`` runs the chunks in turn and times each part.
-Fused convolutions that run as Winograd convolutions (``minidl/kernels/winograd.py``) get a
-line of their own; ``MINIDL_WINOGRAD=0`` turns them off.
+BatchNormalization + ReLU forward (fused)", ``minidl/engine/inference.py``);
+``MINIDL_FUSE_INFERENCE=0`` splits it. When the forward chunks are shared between the cores
+(``minidl/kernels/fast/chunks.py``) their im2col, product and epilogue overlap on several
+threads, so they are timed together on the convolution's line; ``MINIDL_SHARE_CHUNKS=0``
+runs the chunks in turn and times each part. Convolutions that run as Winograd convolutions
+(``minidl/kernels/fast/winograd.py``) get a line of their own; ``MINIDL_WINOGRAD=0`` turns
+them off.
 """
 import argparse
 import collections
@@ -41,7 +42,9 @@ from bench_step import build_workshop_model, workshop_batch  # noqa: E402
 
 import minidl  # noqa: E402
 from minidl import kernels, layers, optimizers  # noqa: E402
-from minidl.kernels.fast import chunks, winograd  # noqa: E402
+from minidl.engine import inference  # noqa: E402
+from minidl.kernels.fast import batchnorm_numba, chunks, conv_numba, winograd, winograd_numba  # noqa: E402
+from minidl.kernels.fast import conv as fast_conv  # noqa: E402
 from minidl.models import Model  # noqa: E402
 
 
@@ -87,25 +90,26 @@ def _leaf_layer_classes():
     return classes
 
 
-# Kernel helpers inside the layers; each is timed on its own line (parent layer/phase + name).
-KERNEL_HELPERS = ("im2col", "col2im", "im2col_rows", "col2im_rows_add", "conv2d_forward",
-                  "conv2d_backward", "batchnorm_inference_rows", "winograd_input_rows",
-                  "winograd_output_rows")
-
-
-# Per-chunk kernels: with the chunks shared between the cores (minidl/kernels/chunk_workers.py)
-# they run on two threads at once and overlap, so they cannot get lines of their own; the
-# convolution's line then holds im2col + products (+ col2im, + batch norm + ReLU when fused).
-CHUNK_KERNELS = ("im2col_rows", "col2im_rows_add", "batchnorm_inference_rows", "winograd_input_rows",
-                 "winograd_output_rows")
-PHASES = {"forward": "forward", "backward": "backward",
-          "forward_with_epilogue": "+ BatchNormalization + ReLU forward (fused)"}
+# The engine's kernels a convolution calls, each timed on its own line (parent line + name):
+# (module, function name). Per-chunk kernels (the rows ones) run on several threads at once
+# when chunks are shared between the cores (minidl/kernels/fast/chunks.py): they overlap, so
+# they cannot get lines of their own, and the convolution's line then holds im2col +
+# products (+ col2im, + batch norm + ReLU when fused).
+KERNEL_HELPERS = ((conv_numba, "im2col"), (conv_numba, "col2im"))
+CHUNK_KERNELS = ((conv_numba, "im2col_rows"), (conv_numba, "col2im_rows_add"),
+                 (batchnorm_numba, "batchnorm_inference_rows"), (winograd_numba, "winograd_input_rows"),
+                 (winograd_numba, "winograd_output_rows"))
+PHASES = {"forward": "forward", "backward": "backward"}
 
 
 def chunks_shared():
     """Will convolutions share their chunks between the cores (after one kernel has run)?"""
-    kernels.relu_forward(np.zeros(4, np.float32))   # starts Numba's threading layer
-    return chunk_workers.sharing_available()
+    kernels.relu_forward(np.zeros(4, np.float32))   # loads the engine, starts Numba's threading layer
+    return chunks.sharing_threads() > 1
+
+
+def _wrap_attribute(timer, owner, name, label_of):
+    setattr(owner, name, timer.wrap(getattr(owner, name), label_of))
 
 
 def instrument(timer):
@@ -114,22 +118,18 @@ def instrument(timer):
             if phase in cls.__dict__:
                 label = f"{cls.__name__} {words}"
                 setattr(cls, phase, timer.wrap(cls.__dict__[phase], lambda parent, label=label: label))
+    inference.ConvBatchNormReLU.run = timer.wrap(
+        inference.ConvBatchNormReLU.run, lambda parent: "Conv2D + BatchNormalization + ReLU forward (fused)")
     sharing = chunks_shared()
-    for name in KERNEL_HELPERS:
-        if not hasattr(kernels, name) or (sharing and name in CHUNK_KERNELS):
-            continue
-        if name.startswith("conv2d"):
-            # Whatever conv2d_forward/backward do besides im2col/col2im: the GEMMs.
-            products = "im2col + GEMM (+ col2im, epilogue)" if sharing else "GEMM (+ reshapes)"
-
-            def label_of(parent, products=products):
-                return f"{parent or '?'}: {products}"
-        else:
-            def label_of(parent, name=name):
-                return f"{(parent or '?').split(':')[0]}: {name}"
-        wrapped = timer.wrap(getattr(kernels, name), label_of)
-        setattr(kernels, name, wrapped)
-    # Winograd convolutions (inference, fused steps): their own line under the fused step.
+    for module, name in KERNEL_HELPERS + (() if sharing else CHUNK_KERNELS):
+        _wrap_attribute(timer, module, name, lambda parent, name=name: f"{(parent or '?').split(':')[0]}: {name}")
+    # Whatever conv2d_forward/backward do besides im2col/col2im: the GEMMs. The layers call
+    # them through minidl.kernels, the fused steps through the engine's conv module.
+    products = "im2col + GEMM (+ col2im, epilogue)" if sharing else "GEMM (+ reshapes)"
+    for owner in (kernels, fast_conv):
+        for name in ("conv2d_forward", "conv2d_backward"):
+            _wrap_attribute(timer, owner, name, lambda parent: f"{parent or '?'}: {products}")
+    # Winograd convolutions: their own line under the convolution's.
     parts = "Winograd transforms + products (+ epilogue)" if sharing else "Winograd products (+ reshapes)"
     winograd.winograd_conv2d_forward = timer.wrap(winograd.winograd_conv2d_forward,
                                                   lambda parent: f"{parent or '?'}: {parts}")

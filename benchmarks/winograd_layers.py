@@ -2,9 +2,10 @@
 
 Runs the workshop model's predict (batch 5, 299x299) many times, alternating
 ``minidl.config.set_winograd(True)`` and ``(False)`` pass by pass, and times every
-convolution that Winograd could take (``kernels.winograd.winograd_plan``) inside its fused
-Conv2D -> BN -> ReLU step. Prints, per layer shape, the median times of both and the
-difference, then the totals. This is how ``minidl/kernels/winograd.py``'s settings were
+convolution that Winograd could take (``winograd.winograd_plan``) inside its fused
+Conv2D -> BN -> ReLU step (``minidl/engine/inference.py``). Prints, per layer shape, the
+median times of both and the difference, then the totals. This is how
+``minidl/kernels/fast/winograd.py``'s settings were
 chosen; the tuning flags below change them for one run.
 
 Usage::
@@ -24,25 +25,27 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from paired_ab import build_workshop_model, workshop_batch  # noqa: E402
 
 from minidl import config  # noqa: E402
+from minidl.engine.inference import ConvBatchNormReLU  # noqa: E402
 from minidl.kernels.fast import winograd  # noqa: E402
-from minidl.layers.conv import Conv2D  # noqa: E402
 
 
 def time_each_convolution(times):
-    """Wrap Conv2D.forward_with_epilogue: append each call's seconds to
-    times[(kernel shape, input shape)][winograd on?] when Winograd could take the layer."""
-    original = Conv2D.forward_with_epilogue
+    """Wrap the engine's fused steps: append each call's seconds to
+    times[(layer, kernel shape, input shape)][winograd on?] when Winograd could take the layer."""
+    original = ConvBatchNormReLU.run
 
-    def timed(self, inputs, epilogue, out=None):
+    def timed(self, values, buffers):
+        inputs = values[id(self.input_tensor)]
         start = time.perf_counter()
-        result = original(self, inputs, epilogue, out)
+        result = original(self, values, buffers)
         seconds = time.perf_counter() - start
-        pads = self._geometry(inputs.shape)[2]
-        if winograd.winograd_plan(inputs.shape, self.kernel.value.shape, self.strides, pads) is not None:
-            times[self.name, self.kernel.value.shape, inputs.shape[1:]][config.winograd()].append(seconds)
+        conv = self.conv
+        pads = conv.padding_for(inputs.shape)
+        if winograd.winograd_plan(inputs.shape, conv.kernel.value.shape, conv.strides, pads) is not None:
+            times[conv.name, conv.kernel.value.shape, inputs.shape[1:]][config.winograd()].append(seconds)
         return result
 
-    Conv2D.forward_with_epilogue = timed
+    ConvBatchNormReLU.run = timed
 
 
 def main():

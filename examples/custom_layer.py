@@ -75,7 +75,7 @@ class DepthwiseConv2D(Layer):
         dL/db[c]         = sum_{n, i, j} g[n, i, j, c]
         dL/dxp[n, i*S + kh, j*S + kw, c] += g[n, i, j, c] * K[kh, kw, c]     (then drop the padding)
 
-    As in ``minidl/kernels/conv_reference.py`` we loop over the KH*KW kernel
+    As in ``minidl/kernels/reference/conv.py`` we loop over the KH*KW kernel
     offsets; for one offset, the cells read by all windows form one strided slice.
     """
 

@@ -27,8 +27,7 @@ matplotlib.use("Agg")  # files only: works without a display
 import numpy as np
 
 from minidl import applications
-from minidl.callbacks import Callback
-from minidl.layers.batchnorm_recalibration import recalibrate_batch_norm
+from minidl.callbacks import Callback, RecalibrateBatchNorm
 from minidl.datasets import DatasetUnavailableError, find_dataset
 from minidl.layers import Dense, Dropout, GlobalAveragePooling2D
 from minidl.models import Model, Sequential, load_model
@@ -127,24 +126,6 @@ class EpochTimeEstimate(Callback):
         per_step = (time.time() - self.second_start) / batch if batch >= 1 else time.time() - self.start
         print(f"\n[estimate] about {per_step:.1f} s per training step over {measured} step(s): "
               f"~{per_step * steps:.0f} s per epoch of {steps} steps, plus validation", flush=True)
-
-
-class RecalibrateBatchNorm(Callback):
-    """Before each validation, replace BN's moving averages by the training images' statistics.
-
-    Training from random weights, Keras's moving averages (momentum 0.99) still hold
-    0.99^k of their initial values after k steps -- 7% after the workshop's 260 -- while
-    a layer's real variance can be 100x smaller: inference then predicts one class for
-    every image. See ``minidl/layers/batchnorm_recalibration.py``. Training itself is
-    unchanged (it normalises with batch statistics).
-    """
-
-    def __init__(self, batches):
-        super().__init__()
-        self.batches = batches          # a Sequence of (unaugmented) training inputs
-
-    def on_test_begin(self, logs=None):
-        recalibrate_batch_norm(self.model, (self.batches[i] for i in range(len(self.batches))))
 
 
 def run_epochs(model, args, state, out, first_epoch, train_generator, validation_generator,

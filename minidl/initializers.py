@@ -7,7 +7,7 @@
 * ``zeros``, ``ones``.
 
 The random numbers come from NumPy, so they differ from TensorFlow's stream;
-only the distribution matters (spec §5.1). ``minidl.initializers.seed(n)``
+only the distribution matters (minidl/keras_semantics.md §5.1). ``minidl.initializers.seed(n)``
 makes them reproducible.
 
 Example::

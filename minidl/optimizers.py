@@ -8,7 +8,7 @@ SGD (with optional momentum, Keras's form)::
     p       += velocity                               (plain SGD: p -= lr * g)
     nesterov: p += momentum * velocity - lr * g
 
-Adam, exactly as Keras 2 / tf.keras apply it (spec §5.6). With k the number of
+Adam, exactly as Keras 2 / tf.keras apply it (minidl/keras_semantics.md §5.6). With k the number of
 updates done so far and t = k + 1::
 
     lr_k    = lr / (1 + decay * k)

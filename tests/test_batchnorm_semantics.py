@@ -1,5 +1,5 @@
 """BatchNormalization follows tf.keras: EMA with momentum 0.99 and n/(n-1) variance, epsilon 1e-3,
-inference with moving statistics, trainable=False means inference mode (spec §5.7)."""
+inference with moving statistics, trainable=False means inference mode (minidl/keras_semantics.md §5.7)."""
 import numpy as np
 import pytest
 

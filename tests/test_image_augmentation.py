@@ -1,4 +1,4 @@
-"""ImageDataGenerator augmentation: spec keras_semantics.md §1 (keras-preprocessing 1.1.2)."""
+"""ImageDataGenerator augmentation: minidl/keras_semantics.md §1 (keras-preprocessing 1.1.2)."""
 import math
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""flow_from_directory / flow and Sequence semantics: spec keras_semantics.md §2."""
+"""flow_from_directory / flow and Sequence semantics: minidl/keras_semantics.md §2."""
 import os
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""load_img / img_to_array / array_to_img / save_img: spec keras_semantics.md §3."""
+"""load_img / img_to_array / array_to_img / save_img: minidl/keras_semantics.md §3."""
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,7 @@ DATA = SHARED / "data" / "Open_I_abd_vs_CXRs"
 
 
 def pillow_nearest_indices(size_in, size_out):
-    """Spec §3.1: x0 = s/2, x_{i+1} = x_i + s (double), index = int(x_i)."""
+    """minidl/keras_semantics.md §3.1: x0 = s/2, x_{i+1} = x_i + s (double), index = int(x_i)."""
     scale = size_in / size_out
     position = scale / 2
     indices = []

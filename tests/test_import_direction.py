@@ -15,7 +15,12 @@ The rules:
   (preprocessing, applications, visualization, plotting, datasets) nor the root.
 * ``models/serialization.py`` and ``models/saving.py`` import neither
   ``model.py``, ``sequential.py`` nor ``training.py``, which call them.
+* The engine stays behind the operations: the learner's files (layers, activations,
+  losses, optimizers, models/graph.py, models/model.py) import neither ``minidl.engine``
+  nor ``minidl.kernels.fast``; the reference backend imports neither of them nor Numba.
+* No import cycle anywhere: not between two modules, not between two subpackages.
 """
+import ast
 from pathlib import Path
 
 import pytest
@@ -87,6 +92,48 @@ def test_serialization_and_saving_do_not_import_the_model_classes(edges):
     callers = ["minidl.models.model", "minidl.models.sequential", "minidl.models.training"]
     broken = imports_breaking(edges, ["minidl.models.serialization", "minidl.models.saving"], forbidden=callers)
     assert not broken, report(broken, f"serialization.py and saving.py import none of {callers}")
+
+
+LEARNER_MODULES = ["minidl.layers", "minidl.activations", "minidl.losses", "minidl.optimizers",
+                   "minidl.models.graph", "minidl.models.model"]
+ENGINE = ["minidl.engine", "minidl.kernels.fast"]
+
+
+def test_the_learners_files_do_not_import_the_engine(edges):
+    broken = imports_breaking(edges, LEARNER_MODULES, forbidden=ENGINE)
+    assert not broken, report(broken, f"{LEARNER_MODULES} call the operations of minidl.kernels, not {ENGINE}")
+
+
+def test_the_reference_backend_imports_no_engine_and_no_numba():
+    broken = imports_breaking(import_edges(PACKAGE), ["minidl.kernels.reference"], forbidden=ENGINE)
+    assert not broken, report(broken, "the reference backend stands alone")
+    for path in (PACKAGE / "kernels" / "reference").glob("*.py"):
+        imported = [alias.name for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Import)
+                    for alias in node.names]
+        imported += [node.module or "" for node in ast.walk(ast.parse(path.read_text()))
+                     if isinstance(node, ast.ImportFrom)]
+        assert not [name for name in imported if name.split(".")[0] == "numba"], path
+
+
+def _subpackage(module):
+    """'minidl.kernels.fast.conv' -> 'minidl.kernels'; a top-level module is its own unit."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_import_cycle_between_any_two_modules_of_minidl():
+    cycle = find_cycle(import_graph(PACKAGE))
+    assert cycle is None, "import cycle (function-level imports count): " + " -> ".join(cycle)
+
+
+def test_no_import_cycle_between_minidls_subpackages():
+    units = {}
+    for module, imports in import_graph(PACKAGE).items():
+        for imported in imports:
+            if _subpackage(module) != _subpackage(imported):
+                units.setdefault(_subpackage(module), set()).add(_subpackage(imported))
+    assert {"minidl.kernels", "minidl.layers", "minidl.models", "minidl.engine"} <= set(units)
+    cycle = find_cycle(units)
+    assert cycle is None, "cycle between subpackages: " + " -> ".join(cycle)
 
 
 def test_no_cycle_among_the_packages_this_rule_set_covers():

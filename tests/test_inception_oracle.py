@@ -83,7 +83,7 @@ def outputs(base_model, reference):
 
 
 def test_file_layer_names_match_model_layers(base_model):
-    """The weighted layers are zipped by order (spec §7.2): the names must line up too."""
+    """The weighted layers are zipped by order (minidl/keras_semantics.md §7.2): the names must line up too."""
     with h5py.File(WEIGHTS, "r") as f:
         file_names = [n.decode() if isinstance(n, bytes) else str(n) for n in f.attrs["layer_names"]]
         file_shapes = {}

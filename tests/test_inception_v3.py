@@ -1,4 +1,4 @@
-"""InceptionV3's architecture against the spec (keras_semantics.md §4, §7.2, Appendix A).
+"""InceptionV3's architecture against minidl/keras_semantics.md (§4, §7.2, Appendix A).
 
 Every expected number here comes from the spec, not from minidl's output:
 parameter counts (§4.4), layer-type counts and names (§4.2), block output
@@ -64,9 +64,9 @@ def test_parameter_counts_notop(base):
 def test_conv_kernels_and_bn_channels(base):
     convs = [l for l in base.layers if isinstance(l, Conv2D)]
     bns = [l for l in base.layers if isinstance(l, BatchNormalization)]
-    assert sum(c.kernel.value.size for c in convs) == 21_751_136            # spec §4.4
+    assert sum(c.kernel.value.size for c in convs) == 21_751_136            # minidl/keras_semantics.md §4.4
     assert sum(b.beta.value.size for b in bns) == 17_216
-    assert all(not c.use_bias for c in convs)                               # spec §4.1
+    assert all(not c.use_bias for c in convs)                               # minidl/keras_semantics.md §4.1
     assert all(b.gamma is None and b.epsilon == 1e-3 and b.momentum == 0.99 for b in bns)
     assert all(len(b.weights) == 3 for b in bns)                            # beta, moving mean/var
     assert [p.name.split("/")[-1] for p in bns[0].weights] == ["beta:0", "moving_mean:0", "moving_variance:0"]
@@ -90,7 +90,7 @@ def test_layer_count_and_types(base):
 
 
 def test_block_output_shapes(base):
-    """Spec §4.2 shape table."""
+    """minidl/keras_semantics.md §4.2 shape table."""
     expected = {
         "activation_1": (149, 149, 32), "activation_2": (147, 147, 32), "activation_3": (147, 147, 64),
         "max_pooling2d_1": (73, 73, 64), "activation_4": (73, 73, 80), "activation_5": (71, 71, 192),
@@ -105,8 +105,8 @@ def test_block_output_shapes(base):
 
 
 def test_factorised_kernels_in_mixed4(base):
-    """1x7 is (rows=1, cols=7); the branch layout of mixed4 (spec §4.1, §4.2)."""
-    # Construction order inside mixed4 (spec §4.2, c = 128): 1x1·192 | 1x1·c, 1x7·c, 7x1·192 |
+    """1x7 is (rows=1, cols=7); the branch layout of mixed4 (minidl/keras_semantics.md §4.1, §4.2)."""
+    # Construction order inside mixed4 (minidl/keras_semantics.md §4.2, c = 128): 1x1·192 | 1x1·c, 1x7·c, 7x1·192 |
     # 1x1·c, 7x1·c, 1x7·c, 7x1·c, 1x7·192 | pool 1x1·192. mixed0..2 have 7 convs each, mixed3 4,
     # the stem 5, so mixed4 holds conv2d_31..40.
     shapes = [base.get_layer(f"conv2d_{n}").kernel.shape for n in range(31, 41)]
@@ -116,7 +116,7 @@ def test_factorised_kernels_in_mixed4(base):
 
 
 def test_concatenation_branch_order(base):
-    """The inputs of each concatenation, in order (spec §4.2: branch order)."""
+    """The inputs of each concatenation, in order (minidl/keras_semantics.md §4.2: branch order)."""
     def sources(name):
         return [t.layer.name for t in base.get_layer(name)._inbound_nodes[0].input_tensors]
     assert sources("mixed0") == ["activation_6", "activation_8", "activation_11", "activation_12"]

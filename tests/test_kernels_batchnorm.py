@@ -1,4 +1,4 @@
-"""Tests for the batch-normalization kernels (channels last, spec §5.7), both paths."""
+"""Tests for the batch-normalization kernels (channels last, minidl/keras_semantics.md §5.7), both paths."""
 
 import numpy as np
 import pytest

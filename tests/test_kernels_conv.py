@@ -25,7 +25,7 @@ kernel_path = config.using_kernel_path
 
 
 def tf_padding(n, k, s, padding):
-    """Independent restatement of TF's rule (spec §4.1) for the naive implementation."""
+    """Independent restatement of TF's rule (minidl/keras_semantics.md §4.1) for the naive implementation."""
     if padding == "valid":
         return (n - k) // s + 1, 0, 0
     out = math.ceil(n / s)

@@ -105,7 +105,7 @@ def test_numba_pooling_equals_reference(case, dtype):
     np.testing.assert_allclose(back_fast, back_ref, **tolerance)
 
 
-# ---------------------------------------------------------------- TF specifics (spec §4.3)
+# ---------------------------------------------------------------- TF specifics (minidl/keras_semantics.md §4.3)
 @pytest.mark.parametrize("path", PATHS)
 def test_avg_pool_same_excludes_padding(path):
     ones = np.ones((1, 3, 3, 1))

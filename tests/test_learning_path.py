@@ -105,6 +105,25 @@ def test_readme_keras_table_names_existing_modules_and_files():
             assert (ROOT / path).is_file(), path
 
 
+def test_the_reading_order_starts_on_the_reference_path():
+    section = README.read_text().split("## Read the source in this order")[1].split("\n## ")[0]
+    before_first_step = section.split("\n1. ")[0]
+    assert "MINIDL_KERNELS=reference" in before_first_step and "set_kernel_path" in before_first_step
+    steps = re.findall(r"`(minidl/[\w/]+\.py)`", section.split("**The engine**")[0])
+    assert "minidl/kernels/reference/conv.py" in steps and "minidl/layers/base.py" == steps[0]
+    assert not [step for step in steps if "/fast/" in step or "/engine/" in step]   # the engine comes after
+
+
+def test_every_minidl_path_the_docs_name_exists():
+    """Docstrings, READMEs, examples and notebooks name files that exist (files move; docs must follow)."""
+    places = [*ROOT.glob("minidl/**/*.py"), *ROOT.glob("minidl/**/*.md"), *ROOT.glob("examples/**/*.py"),
+              *ROOT.glob("examples/*.ipynb"), README, ROOT / "weights" / "README.md"]
+    missing = sorted({f"{place.relative_to(ROOT)}: {path}" for place in places
+                      for path in re.findall(r"minidl/[\w/]+\.(?:py|md)", place.read_text())
+                      if not (ROOT / path).exists()})
+    assert missing == []
+
+
 PROGRESS = re.compile(r"^(\d+)/\1 \[=+\] - \d+s \d+m?s/step - loss: \d\.\d{4} - accuracy: \d\.\d{4} "
                       r"- val_loss: \d\.\d{4} - val_accuracy: \d\.\d{4}$")
 FINAL = re.compile(r"^Final validation accuracy: \d\.\d{4} \(loss \d\.\d{4}\) after \d+\.\d s of training$")

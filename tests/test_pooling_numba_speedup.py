@@ -1,8 +1,8 @@
 """The fast pooling kernels give the reference's results bit for bit (not just within rtol).
 
-minidl/kernels/pooling_numba.py sums in the reference's order and divides in the array's
+minidl/kernels/fast/pooling_numba.py sums in the reference's order and divides in the array's
 dtype, so max and average pooling, forward and backward, must be *exactly* equal to
-minidl/kernels/pooling_reference.py. These tests pin that down, plus the max-pool corner
+minidl/kernels/reference/pooling.py. These tests pin that down, plus the max-pool corner
 cases that a vectorised max could silently change (NaN, signed zeros, ties).
 """
 import numpy as np

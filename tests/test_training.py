@@ -1,4 +1,4 @@
-"""Losses, Adam, metrics and fit/evaluate/predict with Keras's semantics (spec §5, §6)."""
+"""Losses, Adam, metrics and fit/evaluate/predict with Keras's semantics (minidl/keras_semantics.md §5, §6)."""
 import io
 import math
 import re
@@ -19,7 +19,7 @@ from minidl.parameter import Parameter
 def test_bce_worked_example_logits_and_clipped_paths():
     z = np.array([[2.0], [-1.0], [0.0], [30.0]])
     y = np.array([1, 1, 0, 0])
-    expected_logits = np.array([0.12693, 1.31326, 0.69315, 30.0])      # spec §5.4
+    expected_logits = np.array([0.12693, 1.31326, 0.69315, 30.0])      # minidl/keras_semantics.md §5.4
     expected_clipped = np.array([0.12693, 1.31326, 0.69315, 16.1181])
     bce = losses.BinaryCrossentropy()
     value, grad = bce.value_and_grad_from_logits(y, z)

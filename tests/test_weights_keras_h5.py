@@ -1,4 +1,4 @@
-"""Keras legacy HDF5 layout (spec §7.1): reading files other writers made, and writing our own.
+"""Keras legacy HDF5 layout (minidl/keras_semantics.md §7.1): reading files other writers made, and writing our own.
 
 The files read here are built directly with h5py, not with minidl's writer, so
 the reader is tested against the layout itself.

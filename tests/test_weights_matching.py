@@ -1,4 +1,4 @@
-"""match_layers on plain data: which file arrays go into which model layer (spec §7.2-7.3).
+"""match_layers on plain data: which file arrays go into which model layer (minidl/keras_semantics.md §7.2-7.3).
 
 No model here: both sides are lists of LayerWeights, as minidl/models/saving.py builds them.
 """

@@ -45,7 +45,7 @@ def test_oracle_first_weighted_layers(oracle_layers):
         "batch_normalization_1/moving_variance:0",
     ]
     assert [a.shape for a in weighted[1].arrays] == [(32,), (32,), (32,)]
-    # spec §4.6: moving_variance is positive; the last weighted layer is B94
+    # minidl/keras_semantics.md §4.6: moving_variance is positive; the last weighted layer is B94
     assert (weighted[1].arrays[2] > 0).all()
     assert weighted[-1].name == "batch_normalization_94"
     with h5py.File(ORACLE, "r") as f:  # values come from the nested dataset paths

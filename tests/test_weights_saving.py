@@ -172,7 +172,7 @@ def test_by_name_works_with_minidl_files_too(tmp_path):
 
 
 def build_nested(seed):
-    """The workshop's shape: a base model plus a Sequential head used as one layer (spec §7.4)."""
+    """The workshop's shape: a base model plus a Sequential head used as one layer (minidl/keras_semantics.md §7.4)."""
     np.random.seed(seed)
     inputs = L.Input(shape=(6, 6, 2))
     x = L.GlobalAveragePooling2D()(L.Conv2D(3, 3)(inputs))

@@ -15,7 +15,8 @@ The maths (Keras 2 / tf.keras; ``minidl/optimizers.py``). For the t-th update
 The bias corrections (1 - beta^t) are folded into alpha_t. Note where epsilon
 sits: it is added to sqrt(v) of the UNCORRECTED v. The paper (Kingma & Ba)
 writes ``p -= lr * m_hat / (sqrt(v_hat) + epsilon)`` with v_hat = v / (1 - beta_2^t):
-the same thing except that epsilon is effectively scaled by sqrt(1 - beta_2^t).
+the same step as Keras's with the paper's epsilon replaced by epsilon / sqrt(1 - beta_2^t)
+(31.6 epsilon at t = 1 with beta_2 = 0.999).
 It matters most when gradients are tiny (one check makes them tiny), but the
 checks compare to 9 significant digits, so it also shows in the first few steps.
 

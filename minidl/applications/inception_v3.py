@@ -1,7 +1,7 @@
 """InceptionV3, built layer for layer as ``keras.applications.InceptionV3``.
 
 The graph, the layer names and the order of ``model.layers`` are Keras 2's
-(spec ``keras_semantics.md`` §4 and §7.2), because Keras weight files are
+(``minidl/keras_semantics.md`` §4 and §7.2), because Keras weight files are
 loaded *by order*: a single branch built in a different order would load the
 wrong weights into a layer of the same shape without any error.
 
@@ -15,7 +15,7 @@ The network (299x299 input, shapes per image)::
     mixed8    grid reduction                                           8x8x1280
     mixed9-10 four branches, two of them split into 1x3 | 3x1          8x8x2048
 
-Every convolution is ``conv2d_bn`` (spec §4.1): Conv2D without bias, then
+Every convolution is ``conv2d_bn`` (minidl/keras_semantics.md §4.1): Conv2D without bias, then
 BatchNormalization(scale=False) (a learned shift beta, no scale), then ReLU.
 
 Names: a fresh build is always named ``input_1``, ``conv2d_1..94``,
@@ -73,7 +73,7 @@ class _KerasNames:
 
 
 def conv2d_bn(x, filters, num_row, num_col, names, padding="same", strides=(1, 1)):
-    """Conv2D(use_bias=False) -> BatchNormalization(scale=False) -> ReLU (spec §4.1).
+    """Conv2D(use_bias=False) -> BatchNormalization(scale=False) -> ReLU (minidl/keras_semantics.md §4.1).
 
     ``num_row x num_col`` is the kernel (rows, columns): "1x7" is one row, seven columns.
     """
@@ -84,7 +84,7 @@ def conv2d_bn(x, filters, num_row, num_col, names, padding="same", strides=(1, 1
 
 
 def _average_pool_branch(x, filters, names):
-    """3x3 average pool, stride 1, 'same' (padding not counted, spec §4.3) -> 1x1 conv."""
+    """3x3 average pool, stride 1, 'same' (padding not counted, minidl/keras_semantics.md §4.3) -> 1x1 conv."""
     pooled = AveragePooling2D((3, 3), strides=(1, 1), padding="same", name=names("average_pooling2d"))(x)
     return conv2d_bn(pooled, filters, 1, 1, names)
 
@@ -241,7 +241,7 @@ def _global_max_pooling():
 
 def InceptionV3(include_top=True, weights="imagenet", input_tensor=None, input_shape=None,
                 pooling=None, classes=1000):
-    """Build InceptionV3 exactly as ``keras.applications.InceptionV3`` (spec §4).
+    """Build InceptionV3 exactly as ``keras.applications.InceptionV3`` (minidl/keras_semantics.md §4).
 
     Parameters
     ----------
@@ -251,7 +251,7 @@ def InceptionV3(include_top=True, weights="imagenet", input_tensor=None, input_s
         None: random initialisation. 'imagenet': the official Keras weights, from minidl's
         cache (:func:`imagenet_weights` downloads, checks and converts them if needed).
         A path: a Keras legacy HDF5 weights file or a minidl one (the loader detects which);
-        loaded in ``model.layers`` order, as Keras does (spec §7.2).
+        loaded in ``model.layers`` order, as Keras does (minidl/keras_semantics.md §7.2).
     input_tensor : SymbolicTensor, optional
         Build the network on this tensor (e.g. from ``Input``) instead of a new Input.
     input_shape : tuple, optional
@@ -341,7 +341,7 @@ def imagenet_weights(include_top=False, **fetch_options):
 
 
 def preprocess_input(x, data_format=None):
-    """Scale pixels from [0, 255] to [-1, 1]: ``x / 127.5 - 1`` (Keras's mode 'tf', spec §4.5).
+    """Scale pixels from [0, 255] to [-1, 1]: ``x / 127.5 - 1`` (Keras's mode 'tf', minidl/keras_semantics.md §4.5).
 
     This is what the ImageNet weights were trained with. The workshop does *not*
     use it (it feeds [0, 1] images, rescale=1/255); minidl does not insert it for you.

@@ -13,7 +13,7 @@ On a terminal or in Jupyter the line is redrawn in place (``\\r``); when the
 output goes to a file or a pipe only the final line of each epoch is printed.
 ``verbose=2`` prints one line per epoch without the bar. Values are averaged
 over the steps for ``loss``-like entries and shown as they are for stateful
-metrics such as accuracy (spec §6.3).
+metrics such as accuracy (minidl/keras_semantics.md §6.3).
 """
 import sys
 import time

@@ -1,6 +1,6 @@
 """Output size and padding of a sliding window, exactly as TensorFlow computes them.
 
-Keras semantics spec §4.1: 'valid' output = floor((n - k) / s) + 1 with no padding;
+minidl/keras_semantics.md §4.1: 'valid' output = floor((n - k) / s) + 1 with no padding;
 'same' output = ceil(n / s), padded with ``total = max((out - 1)*s + k - n, 0)`` cells,
 ``total // 2`` before and the rest after. When ``total`` is odd the extra cell goes to
 the bottom / right (TensorFlow's asymmetric SAME; PyTorch and Caffe differ here).

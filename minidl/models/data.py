@@ -12,7 +12,7 @@ Three kinds of data, as in Keras:
   is called once per step.
 
 The stream is infinite and independent of epochs: ``steps_per_epoch`` only
-says how many batches make an epoch (spec §2.5).
+says how many batches make an epoch (minidl/keras_semantics.md §2.5).
 """
 import math
 import random

@@ -3,7 +3,7 @@
 ``Model(inputs, outputs)`` receives symbolic tensors; each one remembers the
 layer call (:class:`~minidl.layers.base.Node`) that produced it, so walking
 backwards from the outputs finds the whole graph. From that walk we derive,
-exactly as Keras's ``_map_graph_network`` does (spec §7.2):
+exactly as Keras's ``_map_graph_network`` does (minidl/keras_semantics.md §7.2):
 
 1. a **pre-order index** for every layer: the order in which a depth-first
    walk from the outputs, taking each node's inputs in list order, first meets

@@ -1,7 +1,7 @@
 """Keras's training API on top of forward/backward: compile, fit, evaluate, predict.
 
 One training step (``train_on_batch``), in the order Keras performs it
-(spec §6.1)::
+(minidl/keras_semantics.md §6.1)::
 
     outputs = model.forward(x, training=True)     # BN uses batch statistics, dropout on
     loss    = mean over the batch of loss(y, outputs)
@@ -20,7 +20,7 @@ does: no log(0), no vanishing gradient when the sigmoid saturates.
 
 An epoch's ``loss`` is the batch-size-weighted mean of the step losses; its
 ``accuracy`` is correct / seen over the epoch; validation runs afterwards in
-inference mode (spec §6.2).
+inference mode (minidl/keras_semantics.md §6.2).
 """
 import warnings
 

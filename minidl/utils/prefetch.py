@@ -6,7 +6,7 @@ stream, and the image pipeline (``minidl.preprocessing.image``) exports it for
 its iterators. Like all of ``minidl.utils`` it imports nothing else of minidl.
 
 Keras 2.3.1 ``fit_generator`` wraps a ``Sequence`` in an ``OrderedEnqueuer``
-(spec §2.5): on each pass it optionally shuffles the *batch order* with Python's
+(minidl/keras_semantics.md §2.5): on each pass it optionally shuffles the *batch order* with Python's
 ``random.shuffle``, fetches every index from a pool of ``workers`` threads,
 keeps up to ``max_queue_size`` batches ready, delivers them in the order they
 were requested, and calls ``sequence.on_epoch_end()`` after the pass.

@@ -11,12 +11,12 @@ that data and back; the ``Model`` methods call it.
 function                                       what it does
 =============================================  ===========================================
 ``read_weights_file(path)``                    any supported file -> ``(format, layers)``
-``detect_format(path)``                        ``'minidl'`` or ``'keras'`` (spec §7)
+``detect_format(path)``                        ``'minidl'`` or ``'keras'`` (minidl/keras_semantics.md §7)
 ``read_minidl_h5`` / ``write_minidl_h5``       minidl's format (``model.save_weights``)
 ``read_keras_h5`` / ``write_keras_h5``         Keras's legacy HDF5 layout
 ``read_model_file`` / ``write_model_file``     the whole-model file (``model.save``)
 ``match_layers(model_layers, file_layers,      which file arrays go into which model
-by_name=False, skip_mismatch=False)``          layer, every shape checked (spec §7.2-7.3)
+by_name=False, skip_mismatch=False)``          layer, every shape checked (minidl/keras_semantics.md §7.2-7.3)
 ``convert(src, dst, expected_md5=None,         Keras file -> minidl file, md5 checked,
 architecture=None)``                           and shapes if given a :class:`ModelLayout`
 ``fetch_weights(name, include_top, ...)``      cache, download, verify, convert

@@ -9,7 +9,7 @@ What the converter guarantees, in order:
 2. **Every array fits the architecture**, when the caller describes the model
    the file is for (``architecture=``, a :class:`ModelLayout`: plain data, as
    ``minidl.models.saving.model_layout(model)`` makes it). The file's weighted
-   layers are matched by order against the model's (spec §7.2) and every
+   layers are matched by order against the model's (minidl/keras_semantics.md §7.2) and every
    shape is compared; the model's config is stored in the output. This
    package never builds a model itself: ``InceptionV3(weights='imagenet')``
    passes the layout of a freshly built InceptionV3 when it converts the
@@ -42,7 +42,7 @@ from minidl.weights.minidl_h5 import short_weight_names, write_minidl_h5
 
 @dataclass(frozen=True)
 class OfficialFile:
-    """A weights file Keras publishes, with its checksum (spec §4.6)."""
+    """A weights file Keras publishes, with its checksum (minidl/keras_semantics.md §4.6)."""
 
     model_name: str
     include_top: bool
@@ -144,7 +144,7 @@ def convert(src, dst, expected_md5=None, architecture=None):
         file name is an official Keras file; otherwise no check.
     architecture : ModelLayout, optional
         The model the file is for: every array is checked against it (by
-        order, spec §7.2) before anything is written, and its config is stored
+        order, minidl/keras_semantics.md §7.2) before anything is written, and its config is stored
         in the output. None (or False): no check.
 
     Returns

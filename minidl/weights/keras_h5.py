@@ -1,4 +1,4 @@
-"""Read and write Keras's legacy HDF5 weights layout (spec §7.1).
+"""Read and write Keras's legacy HDF5 weights layout (minidl/keras_semantics.md §7.1).
 
 This is the layout of every ``.h5`` weights file Keras 2 wrote with
 ``model.save_weights`` -- including the official ImageNet InceptionV3 file --
@@ -68,7 +68,7 @@ class LayerWeights(NamedTuple):
 # ---------------------------------------------------------------------------
 def _to_str(value):
     """h5py gives ``numpy.bytes_`` for fixed-length strings and ``str`` for
-    variable-length ones; writers differ, so accept both (spec §7.1)."""
+    variable-length ones; writers differ, so accept both (minidl/keras_semantics.md §7.1)."""
     if isinstance(value, (bytes, np.bytes_)):
         return value.decode("utf8")
     return str(value)
@@ -162,7 +162,7 @@ def open_hdf5(path):
 
 def keras_weights_group(h5file):
     """The group that holds ``layer_names``: the root, or ``/model_weights`` in a
-    full-model file (spec §7.1). ``None`` if neither has it."""
+    full-model file (minidl/keras_semantics.md §7.1). ``None`` if neither has it."""
     if has_attribute_list(h5file, "layer_names"):
         return h5file
     if "model_weights" in h5file and has_attribute_list(h5file["model_weights"], "layer_names"):

@@ -1,4 +1,4 @@
-"""Pair the layers of a weights file with the layers of a model, as Keras does (spec §7).
+"""Pair the layers of a weights file with the layers of a model, as Keras does (minidl/keras_semantics.md §7).
 
 Both sides are plain data, lists of :class:`~minidl.weights.keras_h5.LayerWeights`,
 so this module never sees a model: the caller (``minidl/models/saving.py``)
@@ -6,7 +6,7 @@ describes every layer of ``model.layers`` with its current arrays (only their
 names and shapes are read) and assigns the arrays that come back.
 
 **By order** (``by_name=False``, the default; how InceptionV3 loads its ImageNet
-weights, spec §7.2). The model's layers *with weights*, in ``model.layers``
+weights, minidl/keras_semantics.md §7.2). The model's layers *with weights*, in ``model.layers``
 order, are zipped with the file's layers *with weights*, in the file's
 ``layer_names`` order. Names are ignored, so files written by tf.keras
 (``conv2d``, ``conv2d_1``, ... one lower than Keras 2), by Keras 3 (weight names
@@ -17,7 +17,7 @@ the order and the shapes agree::
     file layers with weights:   conv2d_1   batch_normalization_1   conv2d_2 ...
                                 (k-th with k-th; every array's shape is checked)
 
-**By name** (``by_name=True``, spec §7.3). A file layer's arrays go into every
+**By name** (``by_name=True``, minidl/keras_semantics.md §7.3). A file layer's arrays go into every
 model layer with the same name; other model layers keep their values, other
 file layers are ignored. With ``skip_mismatch=True`` a layer whose weight count
 or shapes differ is skipped with a warning instead of raising.
@@ -91,7 +91,7 @@ def mismatch(position, model_layer, file_layer, source):
 
 
 def match_by_order(model_layers, file_layers, source="<memory>"):
-    """Spec §7.2: zip the model's weighted layers with the file's weighted layers."""
+    """minidl/keras_semantics.md §7.2: zip the model's weighted layers with the file's weighted layers."""
     model_weighted = [(position, layer) for position, layer in enumerate(model_layers) if layer.weights]
     file_weighted = [layer for layer in file_layers if layer.weights]
     if len(model_weighted) != len(file_weighted):
@@ -111,7 +111,7 @@ def match_by_order(model_layers, file_layers, source="<memory>"):
 
 
 def match_by_name(model_layers, file_layers, skip_mismatch=False, source="<memory>"):
-    """Spec §7.3: each file layer goes into every model layer of the same name."""
+    """minidl/keras_semantics.md §7.3: each file layer goes into every model layer of the same name."""
     positions_by_name = defaultdict(list)
     for position, layer in enumerate(model_layers):
         positions_by_name[layer.name].append(position)

@@ -39,7 +39,7 @@ def _mean_and_variance(rows):
     blocks = min(_BLOCKS, count)
     shift = rows[0].astype(np.float64)
     # Each block accumulates straight into its own row of the partial sums. (Allocating
-    # per-block accumulators inside the prange body cost ~1 ms per call, more than the
+    # per-block accumulators inside the prange body cost more per call than the
     # sums themselves on InceptionV3's 17x17 and 8x8 maps.)
     partial_sum = np.zeros((blocks, channels))
     partial_squares = np.zeros((blocks, channels))

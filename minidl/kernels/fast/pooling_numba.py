@@ -14,7 +14,7 @@ Parallelism without write races:
   window count (the "share"), then a *gather* with ``prange`` over input rows (n, h):
   each input cell sums the shares of the windows that contain it.
 
-Why it is written this way (measured on the 2-core AMD VM, InceptionV3 shapes, batch 5):
+Why it is written this way (each measured on InceptionV3's shapes; ``benchmarks/README.md``):
 
 * no scratch arrays inside ``prange`` bodies: the output row is the accumulator;
 * max pooling updates the running max with two selects and unconditional stores, not an

@@ -1,7 +1,7 @@
 """Max and average pooling in plain NumPy: the readable reference (TensorFlow semantics).
 
 Shapes: x (N, H, W, C) -> y (N, OH, OW, C); ``pads = ((top, bottom), (left, right))``
-from :func:`minidl.kernels.conv_geometry`. Keras semantics spec §4.3.
+from :func:`minidl.kernels.conv_geometry`. minidl/keras_semantics.md §4.3.
 
 Max pooling
     y[n, oh, ow, c] = max over the window of x. ``argmax`` (N, OH, OW, C, int64) stores

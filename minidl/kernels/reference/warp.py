@@ -1,7 +1,7 @@
 """Affine warp with bilinear (order-1) resampling -- the readable NumPy reference.
 
-This is the kernel behind ``ImageDataGenerator.apply_transform`` (spec
-``keras_semantics.md`` §1.4). keras-preprocessing 1.1.2 called, for every
+This is the kernel behind ``ImageDataGenerator.apply_transform`` (``minidl/keras_semantics.md``
+§1.4). keras-preprocessing 1.1.2 called, for every
 channel, ``scipy.ndimage.affine_transform(channel, matrix, offset, order=1,
 mode=fill_mode, cval=cval)``. minidl may not use scipy, so this file states
 exactly what that call computes, and ``minidl/kernels/fast/warp_numba.py`` computes the same thing
@@ -115,7 +115,7 @@ def affine_warp(image, matrix, offset, fill_mode="nearest", cval=0.0):
 
     Args:
         image: array (H, W, C), any float dtype (float32 in the generator).
-        matrix: (2, 2) array in (row, col) index space (spec §1.3).
+        matrix: (2, 2) array in (row, col) index space (minidl/keras_semantics.md §1.3).
         offset: (2,) array.
         fill_mode: 'nearest' | 'constant' | 'reflect' | 'wrap'.
         cval: value for 'constant'.

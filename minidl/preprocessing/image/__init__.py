@@ -1,7 +1,7 @@
 """``minidl.preprocessing.image`` -- Keras 2's image pipeline (keras-preprocessing 1.1.2).
 
 Reading order for learners: ``loading.py`` (files -> arrays), ``affine.py``
-(the augmentation geometry) and ``minidl/kernels/warp_reference.py`` (the
+(the augmentation geometry) and ``minidl/kernels/reference/warp.py`` (the
 resampling), ``generator.py`` (``ImageDataGenerator``), ``iterator.py``
 (``Sequence`` semantics), ``directory_iterator.py`` / ``numpy_iterator.py``,
 ``dicom.py``, ``errors.py``. Background batches (``prefetch``): ``minidl/utils/prefetch.py``,

@@ -1,4 +1,4 @@
-"""Affine transformations of one image, as keras-preprocessing 1.1.2 (spec §1.3-§1.5).
+"""Affine transformations of one image, as keras-preprocessing 1.1.2 (minidl/keras_semantics.md §1.3-§1.5).
 
 Coordinates are **array indices (row, col)**, row first. The 3x3 homogeneous factors::
 

@@ -1,6 +1,6 @@
 """``DirectoryIterator`` (``flow_from_directory``): images from one sub-folder per class.
 
-Spec ``keras_semantics.md`` §2 (keras-preprocessing 1.1.2):
+``minidl/keras_semantics.md`` §2 (keras-preprocessing 1.1.2):
 
 * classes: ``sorted(os.listdir(directory))`` keeping directories (symlinks to
   directories count) -- plain code-point order, so 'openI_CXR' < 'openI_abd_xray'
@@ -197,7 +197,7 @@ class DirectoryIterator(Iterator):
         return self.classes
 
     def _get_batches_of_transformed_samples(self, index_array):
-        """Load, augment and standardise the images ``index_array`` (spec §2.4)."""
+        """Load, augment and standardise the images ``index_array`` (minidl/keras_semantics.md §2.4)."""
         batch_x = np.zeros((len(index_array),) + self.image_shape, dtype=self.dtype)
         generator = self.image_data_generator
         for i, j in enumerate(index_array):

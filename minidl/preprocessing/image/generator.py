@@ -1,13 +1,13 @@
 """``ImageDataGenerator``: random augmentation and standardisation, keras-preprocessing 1.1.2.
 
-Per image the order is (spec §1.5): affine warp at the 0..255 scale -> channel
+Per image the order is (minidl/keras_semantics.md §1.5): affine warp at the 0..255 scale -> channel
 shift -> horizontal flip (column axis) -> vertical flip (row axis) ->
 brightness (through PIL) -> ``standardize``: ``preprocessing_function``, then
 ``x *= rescale`` (in place, float32), then sample-wise and feature-wise
 centring / std normalisation (epsilon 1e-6), then ZCA.
 
 Random parameters come from NumPy's **global legacy RNG** (``np.random.*``) in
-Keras's fixed order, so a seeded run reproduces Keras's parameters (spec §1.2):
+Keras's fixed order, so a seeded run reproduces Keras's parameters (minidl/keras_semantics.md §1.2):
 theta, tx, ty, shear, (zx, zy), flip_h, flip_v, channel shift, brightness.
 Only the two flip draws are always consumed.
 
@@ -165,7 +165,7 @@ class ImageDataGenerator:
                             shuffle=True, seed=None, save_to_dir=None, save_prefix="",
                             save_format="png", follow_links=False, subset=None,
                             interpolation="nearest", on_error="raise", sixteen_bit="clip"):
-        """Iterate over images in class sub-folders of ``directory`` (spec §2).
+        """Iterate over images in class sub-folders of ``directory`` (minidl/keras_semantics.md §2).
 
         minidl-only: ``on_error='skip'`` checks every file once up front and leaves
         out unreadable ones with a warning; ``sixteen_bit`` as in ``load_img``.
@@ -229,7 +229,7 @@ class ImageDataGenerator:
         return shift
 
     def get_random_transform(self, img_shape, seed=None):
-        """Draw the random parameters for one image of shape ``img_shape`` (spec §1.2)."""
+        """Draw the random parameters for one image of shape ``img_shape`` (minidl/keras_semantics.md §1.2)."""
         img_row_axis = self.row_axis - 1
         img_col_axis = self.col_axis - 1
         if seed is not None:

@@ -1,6 +1,6 @@
 """``Iterator``: the Keras ``Sequence`` behaviour shared by ``flow`` and ``flow_from_directory``.
 
-Spec ``keras_semantics.md`` §2.5 (keras-preprocessing 1.1.2 ``Iterator``):
+``minidl/keras_semantics.md`` §2.5 (keras-preprocessing 1.1.2 ``Iterator``):
 
 * ``len(it) = ceil(n / batch_size)``; the last batch may be partial.
 * ``it[idx]``: ``idx >= len`` raises ValueError; if ``seed`` is set the global RNG

@@ -1,6 +1,6 @@
 """Reading and writing images: ``load_img``, ``img_to_array``, ``array_to_img``, ``save_img``.
 
-Semantics of keras-preprocessing 1.1.2 (spec ``keras_semantics.md`` §3):
+Semantics of keras-preprocessing 1.1.2 (``minidl/keras_semantics.md`` §3):
 
 * colour: 'rgb' converts anything that is not RGB with Pillow (L is replicated
   into 3 channels, RGBA drops alpha, a palette goes through the palette,
@@ -10,7 +10,7 @@ Semantics of keras-preprocessing 1.1.2 (spec ``keras_semantics.md`` §3):
 * resize: only if the size differs, with Pillow's **NEAREST** by default
   (the Keras default; 'bilinear', 'bicubic', 'lanczos', 'box', 'hamming' on request).
   Pillow's nearest source index for output i is ``int(x_i)`` with
-  ``x_0 = s/2, x_{i+1} = x_i + s`` and ``s = in/out`` (spec §3.1).
+  ``x_0 = s/2, x_{i+1} = x_i + s`` and ``s = in/out`` (minidl/keras_semantics.md §3.1).
 * ``img_to_array`` gives float32 (H, W, C) in 0..255, no scaling; L gives (H, W, 1).
 
 minidl-only additions:
@@ -104,7 +104,7 @@ def _open_image(path):
 
 def load_img(path, grayscale=False, color_mode="rgb", target_size=None,
              interpolation="nearest", sixteen_bit="clip"):
-    """Load an image file into a PIL image (keras-preprocessing 1.1.2, spec §3.1).
+    """Load an image file into a PIL image (keras-preprocessing 1.1.2, minidl/keras_semantics.md §3.1).
 
     Args:
         path: file path (or file object) of a PNG/JPEG/BMP/PPM/TIFF, or a ``.dcm``.

@@ -1,0 +1,96 @@
+"""Compare two versions of minidl (two source trees), paired: both back to back in every round.
+
+A change to a hot path is measured before and after *in one run*: on a shared VM a step's
+time drifts by +-20% from minute to minute, more than most changes are worth. Each version
+runs in its own long-lived worker process (``PYTHONPATH`` = its tree), which builds the
+workshop's model once and then times one call per request. Rounds alternate the order (A then
+B, B then A, ...), and the median of the per-round ratios B/A cancels the drift: both halves
+of a pair see the same machine. Only one worker computes at a time.
+
+Usage (make the "before" tree with ``git worktree add /tmp/minidl_before <commit>``)::
+
+    python benchmarks/paired_versions.py /tmp/minidl_before . --phase train --rounds 12
+    python benchmarks/paired_versions.py /tmp/minidl_before . --phase predict --rounds 20
+    python benchmarks/paired_versions.py . . --env-b MINIDL_WINOGRAD=0     # a setting, same tree
+
+Output: both medians, the median ratio B/A (> 1: A is faster) and in how many rounds A was
+faster.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+_WORKER = """
+import json, sys, time
+sys.path.insert(0, {benchmarks!r})
+from bench_step import build_workshop_model, workshop_batch
+model = build_workshop_model()
+x, y = workshop_batch()
+call = (lambda: model.predict_on_batch(x)) if {phase!r} == "predict" else (lambda: model.train_on_batch(x, y))
+for _ in range(2):                  # warm-up: JIT load, first allocations, Adam's slots
+    call()
+print("ready", flush=True)
+for line in sys.stdin:
+    start = time.perf_counter()
+    call()
+    print(json.dumps(time.perf_counter() - start), flush=True)
+"""
+
+
+def start_worker(tree, phase, extra_env):
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(tree))
+    env.update(extra_env)
+    worker = subprocess.Popen([sys.executable, "-c", _WORKER.format(benchmarks=HERE, phase=phase)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                              cwd=os.path.abspath(tree))
+    if worker.stdout.readline().strip() != "ready":
+        raise SystemExit(f"paired_versions.py: the worker for {tree} did not start (see its errors above)")
+    return worker
+
+
+def timed_call(worker):
+    worker.stdin.write("go\n")
+    worker.stdin.flush()
+    return json.loads(worker.stdout.readline())
+
+
+def parse_env(settings):
+    """['NAME=value', ...] -> {'NAME': 'value'}."""
+    pairs = dict(setting.split("=", 1) for setting in settings)
+    return pairs
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("a", help="source tree A (e.g. the 'before' worktree)")
+    parser.add_argument("b", help="source tree B (e.g. '.')")
+    parser.add_argument("--phase", choices=("predict", "train"), default="train")
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--env-a", nargs="*", default=[], help="NAME=value settings for A's worker")
+    parser.add_argument("--env-b", nargs="*", default=[], help="NAME=value settings for B's worker")
+    args = parser.parse_args()
+    workers = {"A": start_worker(args.a, args.phase, parse_env(args.env_a)),
+               "B": start_worker(args.b, args.phase, parse_env(args.env_b))}
+    times = {"A": [], "B": []}
+    try:
+        for round_index in range(args.rounds):
+            for name in ("AB" if round_index % 2 == 0 else "BA"):
+                times[name].append(timed_call(workers[name]))
+    finally:
+        for worker in workers.values():
+            worker.stdin.close()
+            worker.wait()
+    ratios = [b / a for a, b in zip(times["A"], times["B"])]
+    print(f"{args.phase}: A ({args.a} {' '.join(args.env_a)}) median {statistics.median(times['A']):.3f} s, "
+          f"B ({args.b} {' '.join(args.env_b)}) median {statistics.median(times['B']):.3f} s; "
+          f"median B/A {statistics.median(ratios):.3f}, A faster in {sum(r > 1 for r in ratios)} "
+          f"of {args.rounds} rounds")
+
+
+if __name__ == "__main__":
+    main()
