@@ -206,3 +206,23 @@ def test_training_step_backward_keeps_the_first_layer_input_gradient_when_needed
     _parameter_grads(model, x, upstream, engine.backward_for_training)
     _, input_grad = _parameter_grads(model, x, upstream, _textbook_walk)
     assert input_grad is not None and np.abs(input_grad).sum() > 0
+
+
+def test_a_nested_model_reading_the_input_still_passes_gradients_inside_it():
+    """The Keras pattern ``features = base(inputs)``: the nested model reads the model's input,
+    but the layers inside it still need each other's input gradients."""
+    rng = np.random.default_rng(7)
+    inner_input = Input(shape=(6, 6, 2))
+    inner = Conv2D(3, 3, padding="same")(Activation("relu")(Conv2D(3, 3, padding="same")(inner_input)))
+    base = Model(inner_input, inner)
+    inputs = Input(shape=(6, 6, 2))
+    model = Model(inputs, Dense(1)(GlobalAveragePooling2D()(base(inputs))))
+    for parameter in model.trainable_weights:
+        parameter.value = rng.standard_normal(parameter.shape)
+    x, upstream = rng.standard_normal((2, 6, 6, 2)), rng.standard_normal((2, 1))
+    with kernel_path("numba"):
+        plain, _ = _parameter_grads(model, x, upstream, _textbook_walk)
+        fast, _ = _parameter_grads(model, x, upstream, engine.backward_for_training)
+    assert len(plain) == 6 and all(np.abs(g).max() > 0 for g in plain)
+    for a, b in zip(plain, fast):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)

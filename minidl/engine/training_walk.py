@@ -12,7 +12,8 @@ measured worth it (``benchmarks/README.md``):
 * **No gradient for the model's inputs.** Nobody needs dL/dx of the images during
   training, so a layer that reads only the model's inputs runs its backward inside
   ``without_input_gradient()`` (the first convolution then skips its col2im), and the
-  walk returns None for every model input.
+  walk returns None for every model input. Not a nested model: the layers inside it need
+  their input gradients to reach the layers before them.
 * **Fan-out sums in place.** Where several layers read one tensor, their gradients are
   added into an array the walk allocated itself, instead of a new array per addition.
 
@@ -43,7 +44,8 @@ def backward(model, grad_output):
             continue                                   # does not influence the outputs
         layer = node.layer
         layer.saved = saved.pop(node)
-        if all(id(t) in input_ids for t in node.input_tensors):
+        nested_model = hasattr(layer, "walk_layers")
+        if not nested_model and all(id(t) in input_ids for t in node.input_tensors):
             with without_input_gradient():
                 input_grads = layer.backward(grad)
         else:
