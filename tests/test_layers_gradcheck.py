@@ -103,30 +103,30 @@ def test_global_average_pooling(kernel_path, rng):
 
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "softmax", "linear"])
-def test_dense(rng, activation):
+def test_dense(kernel_path, rng, activation):
     assert_gradients(Dense(5, activation=activation), distinct_values(rng, (4, 7)), rng)
 
 
-def test_dense_on_rank_3_input(rng):
+def test_dense_on_rank_3_input(kernel_path, rng):
     assert_gradients(Dense(3), rng.standard_normal((2, 4, 5)), rng)
 
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "softmax", "linear"])
-def test_activation_layer(rng, activation):
+def test_activation_layer(kernel_path, rng, activation):
     assert_gradients(Activation(activation), distinct_values(rng, (3, 6)), rng)
 
 
-def test_dropout_training_mask_is_replayed(rng):
+def test_dropout_training_mask_is_replayed(kernel_path, rng):
     layer = Dropout(0.5, seed=3)
     report = assert_gradients(layer, rng.standard_normal((4, 10)), rng, training=True)
     assert report.rows[0][0] == "input"
 
 
-def test_flatten(rng):
+def test_flatten(kernel_path, rng):
     assert_gradients(Flatten(), rng.standard_normal((2, 3, 4, 5)), rng)
 
 
-def test_concatenate(rng):
+def test_concatenate(kernel_path, rng):
     layer = Concatenate()
     inputs = [rng.standard_normal((2, 3, 3, c)) for c in (1, 4, 2)]
     report = assert_gradients(layer, inputs, rng)
