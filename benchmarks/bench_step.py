@@ -29,6 +29,12 @@ target is <= 1.00x against TensorFlow.
 Frameworks (``--only``): minidl, tensorflow (tf.keras / Keras 3 on TF), keras-torch and
 keras-jax (Keras 3's InceptionV3 on those backends), torch-plain (the hand-written
 channels_last InceptionV3 below, ``_plain_torch_inception_v3``).
+
+Transfer learning (``--phases train,frozen,top2,predict``): ``frozen`` is the same training
+step with the base frozen (``base.trainable = False``: only the head learns; frozen batch
+norms use their moving statistics), ``top2`` Keras's fine-tuning recipe (``model.layers[:249]``
+frozen, the top two Inception blocks and the head trained with SGD(lr=1e-4, momentum=0.9)).
+PyTorch does the same with ``requires_grad_(False)`` and ``eval()`` on the frozen modules.
 """
 import argparse
 import json
@@ -47,15 +53,18 @@ BATCH = 5
 IMAGE = 299
 FORWARD_GMAC_PER_IMAGE = 5.71       # InceptionV3 notop at 299x299 (convolutions dominate)
 FRAMEWORKS = ("minidl", "tensorflow", "keras-torch", "keras-jax", "torch-plain")
+PHASES = ("train", "frozen", "top2", "predict")     # train = the full fine-tune
+FINE_TUNE_FROM = 249                                # Keras's recipe: the top two Inception blocks
 
 
 # ----------------------------------------------------------------------------- minidl model
-def build_workshop_model(base=None):
-    """The workshop's model in minidl: InceptionV3 notop (or ``base``) + the small classification head."""
+def build_workshop_model(base=None, phase="train"):
+    """The workshop's model in minidl: InceptionV3 notop (or ``base``) + the small classification
+    head; with ``phase`` 'frozen' or 'top2', frozen as that transfer-learning step wants."""
     from minidl.applications import InceptionV3
     from minidl.layers import Dense, Dropout, GlobalAveragePooling2D
     from minidl.models import Model, Sequential
-    from minidl.optimizers import Adam
+    from minidl.optimizers import SGD, Adam
 
     if base is None:
         base = InceptionV3(weights=None, include_top=False, input_shape=(IMAGE, IMAGE, 3))
@@ -65,7 +74,14 @@ def build_workshop_model(base=None):
     top.add(Dropout(0.5))
     top.add(Dense(1, activation="sigmoid"))
     model = Model(base.input, top(base.output))
-    model.compile(Adam(lr=1e-4, epsilon=1e-8), "binary_crossentropy", ["accuracy"])
+    if phase == "frozen":
+        base.trainable = False
+    if phase == "top2":
+        for index, layer in enumerate(model.layers):
+            layer.trainable = index >= FINE_TUNE_FROM
+        model.compile(SGD(learning_rate=1e-4, momentum=0.9), "binary_crossentropy", ["accuracy"])
+    else:
+        model.compile(Adam(lr=1e-4, epsilon=1e-8), "binary_crossentropy", ["accuracy"])
     return model
 
 
@@ -102,19 +118,18 @@ def _worker_minidl(phase, steps, warmup):
     start = time.perf_counter()
     import minidl  # noqa: F401
     import_seconds = time.perf_counter() - start
-    model = build_workshop_model()
+    model = build_workshop_model(phase=phase)
     x, y = workshop_batch()
     result = {"import_s": import_seconds, "rss_built_gb": peak_rss_gb()}
-    if phase == "train":
-        result["train_s"] = time_calls(lambda: model.train_on_batch(x, y), steps, warmup)
-        result["rss_train_gb"] = peak_rss_gb()
-    else:
+    if phase == "predict":
         result["predict_s"] = time_calls(lambda: model.predict(x, batch_size=BATCH), steps, warmup)
-        result["rss_predict_gb"] = peak_rss_gb()
+    else:
+        result[f"{phase}_s"] = time_calls(lambda: model.train_on_batch(x, y), steps, warmup)
+    result[f"rss_{phase}_gb"] = peak_rss_gb()
     return result
 
 
-def _keras3_model(keras):
+def _keras3_model(keras, phase="train"):
     base = keras.applications.InceptionV3(weights=None, include_top=False,
                                           input_shape=(IMAGE, IMAGE, 3))
     head = keras.Sequential([keras.layers.GlobalAveragePooling2D(),
@@ -122,9 +137,16 @@ def _keras3_model(keras):
                              keras.layers.Dropout(0.5),
                              keras.layers.Dense(1, activation="sigmoid")])
     model = keras.Model(base.input, head(base.output))
+    if phase == "frozen":
+        base.trainable = False
+    if phase == "top2":
+        for index, layer in enumerate(model.layers):
+            layer.trainable = index >= FINE_TUNE_FROM
+        optimizer = keras.optimizers.SGD(learning_rate=1e-4, momentum=0.9)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate=1e-4, epsilon=1e-8)
     # Keyword arguments: Keras 3's third positional parameter is loss_weights, not metrics.
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-4, epsilon=1e-8),
-                  loss="binary_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
     return model
 
 
@@ -132,15 +154,14 @@ def _worker_keras(backend, phase, steps, warmup):
     os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
-    model = _keras3_model(keras)
+    model = _keras3_model(keras, phase)
     x, y = workshop_batch()
     result = {"version": f"keras {keras.__version__} on {backend}", "rss_built_gb": peak_rss_gb()}
-    if phase == "train":
-        result["train_s"] = time_calls(lambda: model.train_on_batch(x, y), steps, warmup)
-        result["rss_train_gb"] = peak_rss_gb()
-    else:
+    if phase == "predict":
         result["predict_s"] = time_calls(lambda: model.predict_on_batch(x), steps, warmup)
-        result["rss_predict_gb"] = peak_rss_gb()
+    else:
+        result[f"{phase}_s"] = time_calls(lambda: model.train_on_batch(x, y), steps, warmup)
+    result[f"rss_{phase}_gb"] = peak_rss_gb()
     return result
 
 
@@ -231,10 +252,21 @@ def _plain_torch_inception_v3():
         nn.Dropout(0.5), nn.Linear(256, 1))
 
 
+# The first modules of _plain_torch_inception_v3 that Keras's layers[:249] hold (stem, mixed0-8),
+# and all of the base's (the head starts at the pooling).
+_TORCH_FROZEN_MODULES = {"frozen": 18, "top2": 16}
+
+
 def _worker_torch_plain(phase, steps, warmup):
     import torch
     model = _plain_torch_inception_v3().to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, eps=1e-8)
+    frozen = model[:_TORCH_FROZEN_MODULES.get(phase, 0)]
+    frozen.requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if phase == "top2":
+        optimizer = torch.optim.SGD(trainable, lr=1e-4, momentum=0.9)
+    else:
+        optimizer = torch.optim.Adam(trainable, lr=1e-4, eps=1e-8)
     loss_function = torch.nn.BCEWithLogitsLoss()
     x_numpy, y_numpy = workshop_batch()
     x = torch.from_numpy(x_numpy).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
@@ -244,6 +276,7 @@ def _worker_torch_plain(phase, steps, warmup):
 
     def train_step():
         model.train()
+        frozen.eval()                  # Keras's semantics: frozen batch norms use moving statistics
         optimizer.zero_grad(set_to_none=True)
         loss = loss_function(model(x), y)
         loss.backward()
@@ -254,12 +287,8 @@ def _worker_torch_plain(phase, steps, warmup):
         with torch.inference_mode():
             torch.sigmoid(model(x))
 
-    if phase == "train":
-        result["train_s"] = time_calls(train_step, steps, warmup)
-        result["rss_train_gb"] = peak_rss_gb()
-    else:
-        result["predict_s"] = time_calls(predict, steps, warmup)
-        result["rss_predict_gb"] = peak_rss_gb()
+    result[f"{phase}_s"] = time_calls(predict if phase == "predict" else train_step, steps, warmup)
+    result[f"rss_{phase}_gb"] = peak_rss_gb()
     return result
 
 
@@ -400,6 +429,9 @@ def main():
                         help=f"comma-separated subset of {', '.join(FRAMEWORKS)}")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--phase", default="train", help=argparse.SUPPRESS)
+    parser.add_argument("--phases", default="train,predict",
+                        help=f"what to time, comma-separated from {', '.join(PHASES)} (train = the full "
+                             "fine-tune; frozen / top2: see the module docstring)")
     parser.add_argument("--no-import-time", action="store_true", help="skip the import-time probe")
     parser.add_argument("--threads", type=int, default=None,
                         help="thread count for every framework (sets NUMBA/OPENBLAS/OMP/MKL/TF "
@@ -448,19 +480,36 @@ def main():
         frameworks.append(framework)
     # Rounds alternate the frameworks, so a slow minute on a shared machine (other jobs,
     # a noisy neighbour VM) hits them all alike; step times are pooled over the rounds.
+    phases = [phase.strip() for phase in args.phases.split(",")]
+    if not phases or any(phase not in PHASES for phase in phases):
+        parser.error(f"--phases takes a comma-separated subset of {', '.join(PHASES)}, got {args.phases!r}")
     results = {}
     for _ in range(args.rounds):
         for framework in list(frameworks):
             try:
-                train = run_in_subprocess(framework, "train", args.steps, args.warmup)
-                predict = run_in_subprocess(framework, "predict", args.steps, args.warmup)
+                measured = {}
+                for phase in phases:
+                    measured.update(run_in_subprocess(framework, phase, args.steps, args.warmup))
             except RuntimeError as error:
                 print(f"note: {framework} failed: {error}")
                 frameworks.remove(framework)
                 results.pop(framework, None)
                 continue
-            results[framework] = _pooled(results.get(framework), {**train, **predict})
+            results[framework] = _pooled(results.get(framework), measured)
+    if "train" in phases and "predict" in phases:
+        print_full_step_table(results, train_gflop, predict_gflop)
+    transfer = [phase for phase in ("frozen", "top2") if phase in phases]
+    if transfer:
+        print_transfer_learning_table(results, transfer)
+    for framework, r in results.items():
+        print(f"  {framework}: " + ", ".join(f"{phase} {[round(t, 3) for t in r[f'{phase}_s']]}" for phase in phases)
+              + (f", {r['version']}" if "version" in r else ""))
+    print(f"load average at end: {tuple(round(v, 2) for v in os.getloadavg())}; "
+          "cpu s = process CPU seconds of a training step (all threads)")
 
+
+def print_full_step_table(results, train_gflop, predict_gflop):
+    """The full fine-tune and predict, every framework, and minidl's time divided by theirs."""
     header = (f"{'framework':14s} {'train s':>8s} {'cpu s':>6s} {'GFLOP/s':>8s} {'predict s':>9s} {'GFLOP/s':>8s} "
               f"{'RSS built':>9s} {'RSS train':>9s} {'RSS pred':>9s} {'minidl/it train':>15s} {'predict':>7s}")
     print(header)
@@ -476,12 +525,26 @@ def main():
         print(f"{framework:14s} {train:8.3f} {cpu:6.2f} {train_gflop / train:8.1f} {predict:9.3f} "
               f"{predict_gflop / predict:8.1f} {r['rss_built_gb']:8.2f}G {r['rss_train_gb']:8.2f}G "
               f"{r['rss_predict_gb']:8.2f}G {train_ratio:14.2f}x {predict_ratio:6.2f}x")
+
+
+def print_transfer_learning_table(results, phases):
+    """The frozen-base and partly frozen steps: times, peak RSS, minidl / the framework."""
+    reference = results.get("minidl")
+    header = f"{'framework':14s}" + "".join(f" {phase + ' s':>9s} {'RSS':>6s} {'minidl/it':>9s}" for phase in phases)
+    if "predict_s" in next(iter(results.values()), {}):
+        header += f" {'frozen/predict':>14s}"
+    print("\ntransfer learning (frozen: base.trainable = False; top2: layers[:249] frozen, SGD momentum)")
+    print(header)
+    print("-" * len(header))
     for framework, r in results.items():
-        print(f"  {framework}: train steps {[round(t, 3) for t in r['train_s']]}, "
-              f"predict {[round(t, 3) for t in r['predict_s']]}"
-              + (f", {r['version']}" if "version" in r else ""))
-    print(f"load average at end: {tuple(round(v, 2) for v in os.getloadavg())}; "
-          "cpu s = process CPU seconds of a training step (all threads)")
+        line = f"{framework:14s}"
+        for phase in phases:
+            seconds = statistics.median(r[f"{phase}_s"])
+            ratio = statistics.median(reference[f"{phase}_s"]) / seconds if reference else float("nan")
+            line += f" {seconds:9.3f} {r[f'rss_{phase}_gb']:5.2f}G {ratio:8.2f}x"
+        if "predict_s" in r and "frozen" in phases:
+            line += f" {statistics.median(r['frozen_s']) / statistics.median(r['predict_s']):13.2f}x"
+        print(line)
 
 
 if __name__ == "__main__":

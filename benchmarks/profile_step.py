@@ -20,7 +20,7 @@ Output: one row per (layer type, phase, kernel) sorted by time, the share of the
 and an ``other`` row for what no timer covered (the graph walk, the loss, Python).
 
 At inference each Conv2D -> BatchNormalization -> ReLU chain runs fused (one line, "Conv2D +
-BatchNormalization + ReLU forward (fused)", ``minidl/engine/inference.py``);
+BatchNormalization + ReLU forward (fused)", ``minidl/engine/fusion.py``);
 ``MINIDL_FUSE_INFERENCE=0`` splits it. When the forward chunks are shared between the cores
 (``minidl/kernels/fast/chunks.py``) their im2col, product and epilogue overlap on several
 threads, so they are timed together on the convolution's line; ``MINIDL_SHARE_CHUNKS=0``
@@ -42,7 +42,7 @@ from bench_step import build_workshop_model, workshop_batch  # noqa: E402
 
 import minidl  # noqa: E402
 from minidl import kernels, layers, optimizers  # noqa: E402
-from minidl.engine import inference  # noqa: E402
+from minidl.engine import fusion  # noqa: E402
 from minidl.kernels.fast import batchnorm_numba, chunks, conv_numba, winograd, winograd_numba  # noqa: E402
 from minidl.kernels.fast import conv as fast_conv  # noqa: E402
 from minidl.models import Model  # noqa: E402
@@ -118,8 +118,8 @@ def instrument(timer):
             if phase in cls.__dict__:
                 label = f"{cls.__name__} {words}"
                 setattr(cls, phase, timer.wrap(cls.__dict__[phase], lambda parent, label=label: label))
-    inference.ConvBatchNormReLU.run = timer.wrap(
-        inference.ConvBatchNormReLU.run, lambda parent: "Conv2D + BatchNormalization + ReLU forward (fused)")
+    fusion.ConvBatchNormReLU.run = timer.wrap(
+        fusion.ConvBatchNormReLU.run, lambda parent: "Conv2D + BatchNormalization + ReLU forward (fused)")
     sharing = chunks_shared()
     for module, name in KERNEL_HELPERS + (() if sharing else CHUNK_KERNELS):
         _wrap_attribute(timer, module, name, lambda parent, name=name: f"{(parent or '?').split(':')[0]}: {name}")

@@ -3,7 +3,7 @@
 Runs the workshop model's predict (batch 5, 299x299) many times, alternating
 ``minidl.config.set_winograd(True)`` and ``(False)`` pass by pass, and times every
 convolution that Winograd could take (``winograd.winograd_plan``) inside its fused
-Conv2D -> BN -> ReLU step (``minidl/engine/inference.py``). Prints, per layer shape, the
+Conv2D -> BN -> ReLU step (``minidl/engine/fusion.py``). Prints, per layer shape, the
 median times of both and the difference, then the totals. This is how
 ``minidl/kernels/fast/winograd.py``'s settings were
 chosen; the tuning flags below change them for one run.
@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from paired_ab import build_workshop_model, workshop_batch  # noqa: E402
 
 from minidl import config  # noqa: E402
-from minidl.engine.inference import ConvBatchNormReLU  # noqa: E402
+from minidl.engine.fusion import ConvBatchNormReLU  # noqa: E402
 from minidl.kernels.fast import winograd  # noqa: E402
 
 

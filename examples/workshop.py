@@ -31,7 +31,7 @@ from minidl.callbacks import Callback, RecalibrateBatchNorm
 from minidl.datasets import DatasetUnavailableError, find_dataset
 from minidl.layers import Dense, Dropout, GlobalAveragePooling2D
 from minidl.models import Model, Sequential, load_model
-from minidl.optimizers import Adam
+from minidl.optimizers import SGD, Adam
 from minidl.preprocessing import image
 from minidl.preprocessing.image import ImageDataGenerator
 from minidl.weights import WeightsUnavailableError
@@ -56,6 +56,13 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, help="training steps per epoch (default: train images // batch)")
     parser.add_argument("--validation-steps", type=int, help="default: validation images // batch")
     parser.add_argument("--freeze-base", action="store_true", help="train only the new head")
+    parser.add_argument("--fine-tune-from", metavar="LAYER",
+                        help="Keras's two-phase transfer-learning recipe: first train only the head "
+                             "(--head-epochs), then every layer from LAYER on -- a name in model.layers or "
+                             "an index, e.g. 249: the top two Inception blocks -- with SGD(lr=1e-4, "
+                             "momentum=0.9); the layers before it stay frozen")
+    parser.add_argument("--head-epochs", type=int,
+                        help="with --fine-tune-from: epochs of the head-only phase (default: half of --epochs)")
     parser.add_argument("--augment-validation", action="store_true",
                         help="augment the validation images, as the original notebook did by mistake")
     parser.add_argument("--seed", type=int, help="same seed, same run (default: a random seed, printed)")
@@ -70,6 +77,7 @@ def parse_args(argv=None):
     # For tests: raise KeyboardInterrupt at EPOCH:STEP (1-based), exactly as Ctrl-C would.
     parser.add_argument("--simulate-interrupt", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.epochs_given = args.epochs is not None       # --resume keeps the run's own unless given
     quick = args.quick
     defaults = {"epochs": 2 if quick else 20, "batch_size": 5, "image_size": 107 if quick else 299}
     for name, value in defaults.items():
@@ -80,12 +88,18 @@ def parse_args(argv=None):
     if quick:
         args.steps = args.steps or 3
         args.validation_steps = args.validation_steps or 2
+    if args.fine_tune_from is not None and args.freeze_base:
+        parser.error("--freeze-base trains only the head; --fine-tune-from trains the head, then more: "
+                     "give one of them")
+    if args.fine_tune_from is not None and args.head_epochs is None:
+        args.head_epochs = max(1, args.epochs // 2)
     return args
 
 
 # ------------------------------------------------------------------------------ the model
 def build_model(weights, image_size, freeze_base, seed):
-    """InceptionV3 without its ImageNet classifier, plus the workshop's small head."""
+    """InceptionV3 without its ImageNet classifier, plus the workshop's small head (only the
+    head trainable with ``freeze_base``)."""
     weights = None if str(weights).lower() == "none" else weights
     base_model = applications.InceptionV3(weights=weights, include_top=False,
                                           input_shape=(image_size, image_size, 3))
@@ -128,10 +142,33 @@ class EpochTimeEstimate(Callback):
               f"~{per_step * steps:.0f} s per epoch of {steps} steps, plus validation", flush=True)
 
 
+def fine_tune_from(model, layer):
+    """Keras's second phase: the layers before ``layer`` (a name or an index in
+    ``model.layers``) stay frozen, the rest train, with SGD(lr=1e-4, momentum=0.9) --
+    compiled again, because in Keras 2 ``trainable`` takes effect at ``compile()``."""
+    names = [each.name for each in model.layers]
+    if str(layer).isdigit() and int(layer) < len(names):
+        first = int(layer)
+    elif layer in names:
+        first = names.index(layer)
+    else:
+        raise SystemExit(f"--fine-tune-from {layer!r}: give a layer name from model.layers or an index below "
+                         f"{len(names)} (249: where the top two Inception blocks begin)")
+    for index, each in enumerate(model.layers):
+        each.trainable = index >= first
+    model.compile(optimizer=SGD(learning_rate=1e-4, momentum=0.9), loss="binary_crossentropy",
+                  metrics=["accuracy"])
+    trainable = sum(p.value.size for p in model.trainable_weights)
+    print(f"Fine-tuning from layer {first} ('{names[first]}') on: {trainable:,} trainable parameters, "
+          f"SGD(lr=1e-4, momentum=0.9)")
+
+
 def run_epochs(model, args, state, out, first_epoch, train_generator, validation_generator,
                steps_per_epoch, validation_steps, callbacks):
     """One fit() per epoch, so that every epoch ends with a checkpoint."""
     for epoch in range(first_epoch, args.epochs):
+        if args.fine_tune_from is not None and epoch == args.head_epochs:
+            fine_tune_from(model, args.fine_tune_from)       # the head-only phase is over
         run.seed_epoch(model, [train_generator, validation_generator], args.seed, epoch,
                        [steps_per_epoch, validation_steps])
         epoch_history = model.fit(
@@ -195,7 +232,8 @@ def main(argv=None):
             model = load_model(out / run.LAST_CHECKPOINT)   # weights *and* Adam's moments
             print(f"Resuming after epoch {state['epochs_completed']} from {out / run.LAST_CHECKPOINT}")
         else:
-            model = build_model(args.weights, args.image_size, args.freeze_base, args.seed)
+            model = build_model(args.weights, args.image_size, args.freeze_base or args.fine_tune_from is not None,
+                                args.seed)
     except WeightsUnavailableError as error:
         print(f"\n{error}\n\nThe ImageNet weights are not available. To continue without them "
               f"(training InceptionV3 from scratch, which needs more epochs), run again with "

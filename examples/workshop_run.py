@@ -47,7 +47,8 @@ INTERRUPTED_CHECKPOINT = "checkpoint_interrupted.h5"
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 # Arguments that define a run; --resume takes them from state.json.
 RUN_ARGUMENTS = ("data", "weights", "epochs", "batch_size", "image_size", "steps", "validation_steps",
-                 "freeze_base", "augment_validation", "seed", "quick", "gradcam_layer", "bn_recalibration")
+                 "freeze_base", "fine_tune_from", "head_epochs", "augment_validation", "seed", "quick",
+                 "gradcam_layer", "bn_recalibration")
 
 
 # ------------------------------------------------------------------------------ files
@@ -101,8 +102,8 @@ def load_state(folder):
 
 
 def restore_args(args, state):
-    """The run's own arguments; an explicit --epochs may extend it."""
-    epochs = args.epochs if args.epochs != (2 if args.quick else 20) else None
+    """The run's own arguments; an explicit --epochs (``args.epochs_given``) may change it."""
+    epochs = args.epochs if getattr(args, "epochs_given", False) else None
     for name in RUN_ARGUMENTS:
         setattr(args, name, state["args"].get(name, getattr(args, name, None)))
     if epochs is not None:
@@ -277,6 +278,14 @@ def evaluate_validation(model, datagen, directory, target_size, batch_size, name
     return result
 
 
+def fine_tuning(args):
+    """The report's words for Keras's two-phase recipe, if the run used it."""
+    if getattr(args, "fine_tune_from", None) is None:
+        return ""
+    return (f", head only for {args.head_epochs} epoch(s), then fine-tuning from layer {args.fine_tune_from} "
+            f"with SGD(lr=1e-4, momentum=0.9)")
+
+
 def write_report(folder, args, state, history, predictions, evaluation, names, training_seconds,
                  total_seconds, model):
     """report.md: what was run, the numbers, and links to the pictures."""
@@ -287,6 +296,7 @@ def write_report(folder, args, state, history, predictions, evaluation, names, t
         f"- weights: `{args.weights}`, image size {args.image_size}, batch {args.batch_size}, "
         f"epochs {state['epochs_completed']}/{args.epochs}, seed {args.seed}"
         f"{', base frozen' if args.freeze_base else ''}"
+        f"{fine_tuning(args)}"
         f"{', augmented validation (original quirk)' if args.augment_validation else ''}"
         f"{', QUICK smoke-test mode' if args.quick else ''}",
         f"- batch-norm statistics: "

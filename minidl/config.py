@@ -12,7 +12,7 @@ Which implementation of the operations runs (``minidl/kernels/__init__.py`` list
 The engine's own switches (each is on by default; they have no effect on the reference path)::
 
     MINIDL_FUSE_INFERENCE=0    predict/evaluate run every layer on its own
-                               (``minidl/engine/inference.py``)
+                               (``minidl/engine/fusion.py``)
     MINIDL_WINOGRAD=0          every convolution is im2col's (``minidl/kernels/fast/winograd.py``)
     MINIDL_SHARE_CHUNKS=0      a convolution's pieces run one after the other, not one per
                                core (``minidl/kernels/fast/chunks.py``)

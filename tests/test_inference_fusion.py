@@ -1,6 +1,6 @@
 """Inference fusion: Conv2D -> BatchNormalization -> ReLU run as one pass, same numbers.
 
-minidl/engine/inference.py finds the chains and, on the numba path, predict runs each as
+minidl/engine/fusion.py finds the chains and, on the numba path, predict runs each as
 the convolution with batch norm + ReLU applied to each output chunk (the epilogue). These
 tests pin down:
 
@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 
 from minidl import applications, config, kernels
-from minidl.engine import inference
-from minidl.engine.inference import ConvBatchNormReLU
+from minidl.engine import forward
+from minidl.engine.fusion import ConvBatchNormReLU
 from minidl.kernels.fast import batchnorm_numba, relu_numba
 from minidl.kernels.fast import conv as fast_conv
 from minidl.layers import Activation, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Input
@@ -40,13 +40,13 @@ def fusion_on(config_switches):
 
 def _fused_chains(model):
     return [[node.layer.name for node in step.nodes]
-            for step in inference._fused_steps(model).values() if isinstance(step, ConvBatchNormReLU)]
+            for step in forward._fused_steps(model, False, None).values() if isinstance(step, ConvBatchNormReLU)]
 
 
 def _concatenations_in_place(model):
     """{concatenate name: sorted names of the fused steps writing into it}"""
     found = {}
-    for step in inference._fused_steps(model).values():
+    for step in forward._fused_steps(model, False, None).values():
         if isinstance(step, ConvBatchNormReLU) and step.destination is not None:
             found.setdefault(step.destination[0].node.layer.name, []).append(step.nodes[-1].layer.name)
     return {name: sorted(writers) for name, writers in found.items()}
@@ -84,7 +84,7 @@ def test_plan_fuses_plain_chains_and_leaves_the_rest(fusion_on):
     x = rng.normal(size=(2, 9, 9, 3)).astype(np.float32)
     fused = model.predict_on_batch(x)
     config.set_inference_fusion(False)
-    assert inference._fused_steps(model) == {}
+    assert forward._fused_steps(model, False, None) == {}
     unfused = model.predict_on_batch(x)
     for got, expected in zip(fused, unfused):
         np.testing.assert_array_equal(got, expected)

@@ -292,8 +292,11 @@ class Layer:
 
         The gradient must have the parameter's shape: anything else is an error naming the
         layer and the parameter (a wrong shape would otherwise surface much later, deep in
-        the optimizer).
+        the optimizer). ``None`` means no gradient was computed (a frozen weight).
         """
+        if grad is None:
+            parameter.grad = None
+            return
         expected = parameter.value.shape
         if np.shape(grad) != expected:
             raise ValueError(f"{type(self).__name__} '{self.name}': the gradient stored for "

@@ -23,6 +23,7 @@ An epoch's ``loss`` is the batch-size-weighted mean of the step losses; its
 inference mode (minidl/keras_semantics.md §6.2).
 """
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -37,6 +38,7 @@ class TrainingMixin:
     """compile / fit / evaluate / predict for :class:`~minidl.models.model.Model`."""
 
     def _init_training_state(self):
+        self._compiled_trainable = []
         self.optimizer = None
         self.loss = None
         self.compiled_metrics = []
@@ -61,6 +63,36 @@ class TrainingMixin:
         self.compiled_metrics = [metrics_module.get(m, output_units, self.loss.name) for m in (metrics or [])]
         self._logit_layer = self._find_logit_layer()
         self._compile_args = {"loss": self.loss.get_config(), "metrics": list(metrics or [])}
+        self._compiled_trainable = self._trainable_setting()
+        self._warned_about_trainable = False
+
+    def _trainable_setting(self):
+        """Every layer's own ``trainable`` flag, nested models' layers included."""
+        return [(layer, layer._trainable) for layer in [self, *self.walk_layers(recursive=True)]]
+
+    @contextmanager
+    def _trainable_as_compiled(self):
+        """Run a training step with the ``trainable`` flags compile() saw, as Keras 2 does.
+
+        Keras 2 fixes what trains when the model is compiled: setting ``layer.trainable``
+        afterwards takes effect at the next ``compile()``. minidl does the same, and says
+        so once when it sees a flag that changed since.
+        """
+        changed = [(layer, flag) for layer, flag in self._compiled_trainable if layer._trainable != flag]
+        if changed and not self._warned_about_trainable:
+            self._warned_about_trainable = True
+            warnings.warn(
+                f"Model '{self.name}': `trainable` changed after compile() for {len(changed)} layer(s) "
+                f"(first: '{changed[0][0].name}'). As in Keras 2, the change takes effect when you call "
+                f"compile() again; until then training uses the setting compile() saw.", UserWarning,
+                stacklevel=3)
+        for layer, flag in changed:
+            layer._trainable = flag
+        try:
+            yield
+        finally:
+            for layer, flag in changed:               # back to the flags as the user set them
+                layer._trainable = not flag
 
     def _find_logit_layer(self):
         """The layer producing the output, if its activation matches the loss's logits."""
@@ -93,7 +125,7 @@ class TrainingMixin:
         self._require_compiled("compute_gradients")
         for parameter in self.trainable_weights:
             parameter.grad = None
-        outputs = self.forward(x, training=training)
+        outputs = engine.forward_for_training(self, x, training)
         loss, grad, from_logits = self._loss_and_output_grad(y, outputs)
         logit_layer = self._logit_layer if from_logits else None
         if logit_layer is not None:
@@ -111,8 +143,9 @@ class TrainingMixin:
         if reset_metrics:
             self.reset_metrics()
         x, y = self._standardize_batch(x, y)
-        loss, outputs = self.compute_gradients(x, y, training=True)
-        self.optimizer.apply_gradients(self.trainable_weights)
+        with self._trainable_as_compiled():
+            loss, outputs = self.compute_gradients(x, y, training=True)
+            self.optimizer.apply_gradients(self.trainable_weights)
         for metric in self.compiled_metrics:
             metric.update(y, outputs)
         return self._step_result(loss, return_dict)

@@ -63,7 +63,7 @@ def output_rows(out, shape, dtype, where):
     """A convolution's output y as a (pixels, F) matrix: a new one, or a view of ``out``.
 
     ``out`` (checked) lets a convolution write into a slice of a larger array, e.g. its
-    channels of a concatenation's output (``minidl/engine/inference.py``).
+    channels of a concatenation's output (``minidl/engine/fusion.py``).
     """
     if out is None:
         return np.empty((shape[0] * shape[1] * shape[2], shape[3]), dtype=dtype)

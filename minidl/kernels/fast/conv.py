@@ -27,11 +27,13 @@ What the engine adds, each for a measured reason (figures in ``benchmarks/README
   im2col's either way: the gradient of the same convolution.
 * **1x1 kernels** with stride 1 and no padding are already a matrix product over pixels:
   ``x.reshape(-1, C) @ kernel.reshape(C, F)``, no im2col.
-* **Epilogue and out=** (inference only, ``minidl/engine/inference.py``): batch norm + ReLU
+* **Epilogue and out=** (inference and frozen layers, ``minidl/engine/fusion.py``): batch norm + ReLU
   applied to each chunk of y right after its product, while it is in cache, and y written
   straight into its channels of a concatenation's output.
-* **No input gradient** for a layer whose input is the model's input
-  (:func:`without_input_gradient`, used by ``minidl/engine/training_walk.py``).
+* **Only the gradients wanted** (used by ``minidl/engine/training_walk.py``): no input
+  gradient for the deepest layer a training step walks (:func:`without_input_gradient`:
+  no grad_cols products, no col2im), no kernel gradient for a frozen layer
+  (:func:`without_weight_gradient`: no cols^T G product).
 
 Bias and activation belong to the layer, not here. ``pads`` comes from
 :func:`minidl.kernels.conv_geometry`.
@@ -53,7 +55,7 @@ from minidl.kernels.fast.chunks import equal_chunks, for_each_chunk, output_rows
 from minidl.kernels.geometry import padded_output_size
 
 _transformed_kernels = winograd.TransformedKernels()
-_gradients_wanted = threading.local()    # .input: False inside without_input_gradient()
+_gradients_wanted = threading.local()    # .input / .weights: False inside without_*_gradient()
 
 
 def _check_shapes(x, kernel, where):
@@ -155,26 +157,37 @@ def _pointwise_forward(x_2d, kernel_2d, epilogue, y_2d):
 
 
 @contextmanager
-def without_input_gradient():
-    """Within the block :func:`conv2d_backward` computes no input gradient (returns None
-    for it): the training walk uses it for a layer that reads the model's input, whose
-    gradient nobody needs. It skips the grad_cols products and col2im."""
-    previous = getattr(_gradients_wanted, "input", True)
-    _gradients_wanted.input = False
+def _not_wanted(which):
+    previous = getattr(_gradients_wanted, which, True)
+    setattr(_gradients_wanted, which, False)
     try:
         yield
     finally:
-        _gradients_wanted.input = previous
+        setattr(_gradients_wanted, which, previous)
+
+
+def without_input_gradient():
+    """Within the block :func:`conv2d_backward` computes no input gradient (returns None
+    for it): the training walk uses it where nobody needs that gradient (the model's
+    input, a frozen part). It skips the grad_cols products and col2im."""
+    return _not_wanted("input")
+
+
+def without_weight_gradient():
+    """Within the block :func:`conv2d_backward` computes no kernel gradient (returns None
+    for it): the training walk uses it for a frozen layer. It skips cols^T G."""
+    return _not_wanted("weights")
 
 
 def conv2d_backward(grad_output, x, kernel, strides, pads):
-    """Return ``(grad_x, grad_kernel)`` for y = conv2d_forward(x, kernel, ...); grad_x is
-    None inside :func:`without_input_gradient`.
+    """Return ``(grad_x, grad_kernel)`` for y = conv2d_forward(x, kernel, ...); either is None
+    inside :func:`without_input_gradient` / :func:`without_weight_gradient`.
 
     ``cols`` is built again from ``x``, chunk by chunk (cheaper in memory than keeping it
     across all the layers of a network).
     """
     need_input_grad = getattr(_gradients_wanted, "input", True)
+    need_kernel_grad = getattr(_gradients_wanted, "weights", True)
     _check_shapes(x, kernel, "conv2d_backward")
     kernel_h, kernel_w, channels, filters = kernel.shape
     expected_h, expected_w = padded_output_size(x.shape, (kernel_h, kernel_w), strides, pads,
@@ -187,8 +200,7 @@ def conv2d_backward(grad_output, x, kernel, strides, pads):
         )
     grad_2d = grad_output.reshape(-1, filters)
     if _is_pointwise(kernel, strides, pads):
-        x_2d = x.reshape(-1, channels)
-        grad_kernel = (x_2d.T @ grad_2d).reshape(kernel.shape)
+        grad_kernel = (x.reshape(-1, channels).T @ grad_2d).reshape(kernel.shape) if need_kernel_grad else None
         grad_input = None
         if need_input_grad:
             grad_input = (grad_2d @ kernel.reshape(channels, filters).T).reshape(x.shape)
@@ -203,18 +215,19 @@ def conv2d_backward(grad_output, x, kernel, strides, pads):
         grad_input = np.zeros(x.shape, dtype=np.result_type(grad_output.dtype, kernel.dtype))
     rows_per_chunk, chunks = _row_chunks(x.shape[0] * expected_h, expected_w, depth, filters, x.dtype.itemsize)
     buffer = np.empty((rows_per_chunk * expected_w, depth), dtype=x.dtype)
-    for first_row, row_count in chunks:
+    for first_row, row_count in chunks if need_input_grad or need_kernel_grad else ():
         cols = buffer[: row_count * expected_w]                 # the last chunk may be shorter
-        conv_numba.im2col_rows(x, (kernel_h, kernel_w), strides, pads, first_row, row_count, cols)
         grad_rows = grad_2d[first_row * expected_w: (first_row + row_count) * expected_w]
-        if first_row == 0:  # the first chunk starts the sum, the others add to it
-            np.matmul(cols.T, grad_rows, out=grad_kernel_2d)
-        else:
-            chunk_grad_kernel = np.matmul(cols.T, grad_rows, out=chunk_grad_kernel)
-            grad_kernel_2d += chunk_grad_kernel
+        if need_kernel_grad:
+            conv_numba.im2col_rows(x, (kernel_h, kernel_w), strides, pads, first_row, row_count, cols)
+            if first_row == 0:  # the first chunk starts the sum, the others add to it
+                np.matmul(cols.T, grad_rows, out=grad_kernel_2d)
+            else:
+                chunk_grad_kernel = np.matmul(cols.T, grad_rows, out=chunk_grad_kernel)
+                grad_kernel_2d += chunk_grad_kernel
         if need_input_grad:
             # cols has served grad_kernel: its buffer now takes this chunk's grad_cols.
             grad_cols = cols if cols.dtype == grad_input.dtype else None
             grad_cols = np.matmul(grad_rows, kernel_2d.T, out=grad_cols)
             conv_numba.col2im_rows_add(grad_cols, first_row, grad_input, (kernel_h, kernel_w), strides, pads)
-    return grad_input, grad_kernel_2d.reshape(kernel.shape)
+    return grad_input, grad_kernel_2d.reshape(kernel.shape) if need_kernel_grad else None

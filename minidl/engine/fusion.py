@@ -1,7 +1,4 @@
-"""The engine's inference pass: Conv2D -> BatchNormalization -> ReLU as one pass over memory.
-
-``predict`` and ``evaluate`` run a model through :func:`run` on the numba path (through
-``Model.forward`` on the reference path); the outputs are the same, bit for bit.
+"""Fused steps: Conv2D -> BatchNormalization -> ReLU as one pass over memory.
 
 InceptionV3 is 94 times the same three layers (Keras's ``conv2d_bn``)::
 
@@ -10,100 +7,47 @@ InceptionV3 is 94 times the same three layers (Keras's ``conv2d_bn``)::
     a = relu(b)          # Activation('relu')
 
 Run one after the other, each layer makes a full new array: the product writes z to
-memory, batch norm reads it back and writes b, ReLU reads b back and writes a. At
-inference batch norm and ReLU act on every value on its own, so they can be applied to
-each chunk of z as soon as the convolution's product has made it, while it is still in
-cache: the convolution's ``epilogue`` (``minidl/kernels/fast/conv.py``). z is written once,
-b and a never exist as arrays of their own. The numbers are the same, bit for bit: the
-same convolution (im2col, or Winograd where the engine picks it) and the same operations
-in the same order (``tests/test_inference_fusion.py`` checks it).
+memory, batch norm reads it back and writes b, ReLU reads b back and writes a. When batch
+norm uses its moving statistics (inference, or a frozen layer in training), batch norm
+and ReLU act on every value on its own, so they can be applied to each chunk of z as soon
+as the convolution's product has made it, while it is still in cache: the convolution's
+``epilogue`` (``minidl/kernels/fast/conv.py``). z is written once, b and a never exist as
+arrays of their own. The numbers are the same, bit for bit: the same convolution (im2col,
+or Winograd where the engine picks it) and the same operations in the same order
+(``tests/test_inference_fusion.py`` checks it).
 
 When a chain is fused -- all of these hold, else its layers run one by one:
 
 * a Conv2D without bias and with a linear activation, whose output goes only to a
   BatchNormalization (no other layer reads it, it is not a model output);
-* then, if the batch norm's output goes only to an ``Activation('relu')``, that too.
+* then, if the batch norm's output goes only to an ``Activation('relu')``, that too;
+* every node of the chain is *eligible* (``forward.py`` decides: at inference all are; in a
+  training step only the frozen part's, which keeps nothing for backward).
 
 Concatenation in place. An Inception block ends by concatenating its branches along the
 channels (``mixed0`` ... ``mixed10``). When a fused step's output goes only to such a
 Concatenate, the step writes straight into its channels of the concatenation's output
 (``out=`` of the convolution), and the Concatenate only copies the inputs nobody wrote
 in place (a pooling branch, an inner concatenation): one full copy of every block's
-output less.
-
-Every array is dropped as soon as the last layer that reads it has run, and nested models
-run through :func:`run` too. What it saves: ``benchmarks/README.md``.
-``minidl.config.set_inference_fusion(False)`` (or ``MINIDL_FUSE_INFERENCE=0``) runs every
-layer on its own, to compare.
+output less. What both save: ``benchmarks/README.md``.
 
 Example::
 
-    outputs = run(model, x)                      # what model.predict_on_batch(x) returns
     steps = plan_fusions(model._nodes, input_ids, output_ids)
     # {conv node: ConvBatchNormReLU(...), its batch-norm node: None, its ReLU node: None,
     #  concatenate node: ConcatenateInPlace(...), ...}
+    values[id(step.output_tensor)] = step.run(values, buffers)      # in forward.py
 """
-import weakref
 from collections import defaultdict
 
 import numpy as np
 
-from minidl import config
 from minidl.kernels.fast import batchnorm_numba
 from minidl.kernels.fast import conv as fast_conv
 from minidl.layers.activation import Activation
-from minidl.layers.base import no_backward
 from minidl.layers.conv import Conv2D
 from minidl.layers.merge import Concatenate
 from minidl.layers.normalization import BatchNormalization
-
-_plans = weakref.WeakKeyDictionary()      # model -> (its node list, its fused steps)
-
-
-def run(model, inputs):
-    """``model``'s output(s) for ``inputs`` at inference (``training=False``), fused where it can."""
-    values = model._input_values(inputs)
-    readers_left = dict(model._readers)
-    keep = set(model._output_ids)
-    steps = _fused_steps(model)
-    buffers = {}                                       # outputs that fused steps write in place
-    with no_backward():
-        for node in model._nodes:
-            if id(node.output_tensors[0]) in values:
-                continue                               # a model input: its value is given
-            step = steps.get(node, node)
-            if step is None:
-                continue                               # run by its convolution's fused step
-            if step is node:
-                values[id(node.output_tensors[0])] = _run_layer(node, values)
-            else:
-                values[id(step.output_tensor)] = step.run(values, buffers)
-            for tensor in node.input_tensors:          # free arrays nobody needs any more
-                readers_left[id(tensor)] -= 1
-                if readers_left[id(tensor)] == 0 and id(tensor) not in keep:
-                    values.pop(id(tensor), None)
-    outputs = [values[key] for key in model._output_ids]
-    return outputs[0] if model._single_output else outputs
-
-
-def _run_layer(node, values):
-    """One layer on its own; a nested model runs through :func:`run` as well."""
-    node_inputs = [values[id(t)] for t in node.input_tensors]
-    layer_inputs = node_inputs if len(node_inputs) > 1 else node_inputs[0]
-    if hasattr(node.layer, "walk_layers"):             # a model inside the model
-        return run(node.layer, layer_inputs)
-    return node.layer.forward(layer_inputs, training=False)
-
-
-def _fused_steps(model):
-    """The model's fused steps, planned once per graph; {} when fusion is switched off."""
-    if not config.inference_fusion():
-        return {}
-    planned = _plans.get(model)
-    if planned is None or planned[0] is not model._nodes:
-        steps = plan_fusions(model._nodes, [id(t) for t in model.inputs], [id(t) for t in model.outputs])
-        planned = _plans[model] = (model._nodes, steps)
-    return planned[1]
 
 
 class ConvBatchNormReLU:
@@ -181,15 +125,17 @@ class ConcatenateInPlace:
         return f"ConcatenateInPlace({self.node.layer.name})"
 
 
-def plan_fusions(nodes, input_ids, output_ids):
+def plan_fusions(nodes, input_ids, output_ids, eligible=None):
     """Find the fusable chains among ``nodes`` (a model's nodes in execution order).
 
     Returns a dict: each chain's convolution node maps to its :class:`ConvBatchNormReLU`,
     and the batch-norm and ReLU nodes it absorbs map to None (run by the step, skip them);
     a Concatenate node that fused steps write into maps to its :class:`ConcatenateInPlace`.
     ``input_ids`` / ``output_ids`` are the ids of the model's input and output tensors:
-    neither can be skipped as an intermediate.
+    neither can be skipped as an intermediate. ``eligible(node)``, if given, says which
+    nodes may take part at all.
     """
+    eligible = eligible or (lambda node: True)
     readers = defaultdict(list)
     for node in nodes:
         for tensor in node.input_tensors:
@@ -198,15 +144,16 @@ def plan_fusions(nodes, input_ids, output_ids):
     boundary = model_inputs | set(output_ids)
 
     def sole_reader(node):
-        """The only node reading ``node``'s output, if it is an intermediate; else None."""
+        """The only node reading ``node``'s output, if it is an intermediate and eligible; else None."""
         tensor = node.output_tensors[0]
-        if id(tensor) in boundary or len(readers[id(tensor)]) != 1:
+        if id(tensor) in boundary or len(readers[id(tensor)]) != 1 or not eligible(readers[id(tensor)][0]):
             return None
         return readers[id(tensor)][0]
 
     steps = {}
     for node in nodes:
-        if not _is_plain_convolution(node.layer) or id(node.output_tensors[0]) in boundary:
+        if (not eligible(node) or not _is_plain_convolution(node.layer)
+                or id(node.output_tensors[0]) in boundary):
             continue
         norm_node = sole_reader(node)
         if norm_node is None or not isinstance(norm_node.layer, BatchNormalization):

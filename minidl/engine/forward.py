@@ -1,0 +1,125 @@
+"""The engine's forward pass over a model's graph: for ``predict``, and for a training step.
+
+It walks the same nodes in the same order as ``Model.forward`` and gives the same numbers;
+what it adds:
+
+* **Inference** (:func:`run_inference`: ``predict``, ``evaluate``): nothing is kept for
+  backward, every Conv2D -> BatchNormalization -> ReLU chain runs as one fused step
+  (``fusion.py``), concatenations are written in place, and every array is dropped as soon
+  as the last layer that reads it has run.
+* **A training step** (:func:`run_training`): only the nodes the step's backward walk will
+  visit (``gradient_plan.py``) run as ``Model.forward`` runs them, keeping what their
+  backward needs. The frozen part -- nodes that no gradient passes through -- runs as
+  inference does: fused, keeping nothing, freeing arrays as it goes, so a frozen base costs
+  about what ``predict`` costs. Keras 2's semantics hold there: a frozen BatchNormalization
+  uses its moving statistics and leaves them unchanged, and a Dropout in a frozen part
+  still drops (``training=True`` reaches every layer that runs on its own).
+
+Nested models run through the same walk, with their own plan.
+
+Example::
+
+    outputs = run_inference(model, x)                  # what model.predict_on_batch(x) returns
+    outputs = run_training(model, x, gradient_plan(model))   # then training_walk.backward(...)
+"""
+import weakref
+
+from minidl import config
+from minidl.engine.fusion import plan_fusions
+from minidl.engine.gradient_plan import gradient_plan
+from minidl.layers.base import no_backward
+from minidl.layers.normalization import BatchNormalization
+
+_fusion_plans = weakref.WeakKeyDictionary()     # model -> {eligible nodes: (node list, fused steps)}
+
+
+def run_inference(model, inputs):
+    """``model``'s output(s) for ``inputs`` with ``training=False``, fused where it can be."""
+    return _walk(model, inputs, training=False, plan=None)
+
+
+def run_training(model, inputs, plan, training=True):
+    """``model``'s output(s) for a training step: the nodes in ``plan`` keep what their backward
+    needs (in the model's saved values, as ``Model.forward`` keeps them); the rest runs as
+    inference."""
+    return _walk(model, inputs, training=training, plan=plan)
+
+
+def _walk(model, inputs, training, plan):
+    values = model._input_values(inputs)
+    readers_left = dict(model._readers)
+    keep = set(model._output_ids)
+    steps = _fused_steps(model, training, plan)
+    saved, buffers = {}, {}                        # buffers: outputs that fused steps write in place
+    for node in model._nodes:
+        if id(node.output_tensors[0]) in values:
+            continue                               # a model input: its value is given
+        step = steps.get(node, node)
+        if step is None:
+            continue                               # run by its convolution's fused step
+        if step is not node:
+            values[id(step.output_tensor)] = step.run(values, buffers)
+        elif plan is not None and node in plan.wants:
+            values[id(node.output_tensors[0])] = _run_and_keep(node, values, training, plan)
+            saved[node] = node.layer.saved
+        else:
+            values[id(node.output_tensors[0])] = _run_without_keeping(node, values, training, plan)
+        for tensor in node.input_tensors:          # free arrays nobody needs any more
+            readers_left[id(tensor)] -= 1
+            if readers_left[id(tensor)] == 0 and id(tensor) not in keep:
+                values.pop(id(tensor), None)
+    if plan is not None:
+        model.save_for_backward(saved)
+    outputs = [values[key] for key in model._output_ids]
+    return outputs[0] if model._single_output else outputs
+
+
+def _layer_inputs(node, values):
+    node_inputs = [values[id(t)] for t in node.input_tensors]
+    return node_inputs if len(node_inputs) > 1 else node_inputs[0]
+
+
+def _is_model(layer):
+    return hasattr(layer, "walk_layers")
+
+
+def _run_and_keep(node, values, training, plan):
+    """A node the backward walk visits: its forward, keeping what its backward needs."""
+    layer = node.layer
+    if _is_model(layer):          # a nested model, with a plan of its own
+        _, inputs_needed = plan.wants[node]
+        return run_training(layer, _layer_inputs(node, values), gradient_plan(layer, inputs_needed), training)
+    return layer.forward(_layer_inputs(node, values), training=training)
+
+
+def _run_without_keeping(node, values, training, plan):
+    """A node no gradient passes through: its forward, keeping nothing."""
+    layer = node.layer
+    if _is_model(layer):          # frozen inside too (nothing in it is walked), or plain inference
+        return _walk(layer, _layer_inputs(node, values), training, None if plan is None else gradient_plan(layer))
+    with no_backward():
+        return layer.forward(_layer_inputs(node, values), training=training)
+
+
+def _fused_steps(model, training, plan):
+    """The model's fused steps among the nodes that may be fused, planned once per graph and
+    setting; {} when fusion is switched off."""
+    if not config.inference_fusion():
+        return {}
+    eligible = frozenset(node for node in model._nodes if _may_fuse(node, training, plan))
+    plans = _fusion_plans.setdefault(model, {})
+    planned = plans.get(eligible)
+    if planned is None or planned[0] is not model._nodes:
+        if len(plans) > 8:
+            plans.clear()
+        steps = plan_fusions(model._nodes, model._input_ids, model._output_ids, eligible.__contains__)
+        planned = plans[eligible] = (model._nodes, steps)
+    return planned[1]
+
+
+def _may_fuse(node, training, plan):
+    """At inference every node; in training only frozen ones that behave as at inference:
+    not walked backward, and no batch norm that uses batch statistics."""
+    if plan is not None and node in plan.wants:
+        return False
+    return not (training and isinstance(node.layer, BatchNormalization) and node.layer.trainable)
