@@ -6,7 +6,8 @@ differs:
 
 * ``conv.py``, ``chunks.py``, ``winograd*.py`` -- convolutions in chunks that stay in
   cache, shared between every core, and Winograd's algorithm where it pays;
-* ``*_numba.py`` -- the element loops compiled with Numba and run in parallel;
+* ``*_numba.py`` -- the element loops compiled with Numba, serially for small work and in
+  parallel for large (``compiled.py``: each build compiled only when first needed);
 * ``process_settings.py`` -- thread-pool and allocator settings, applied once when this
   package is first imported (that is, when the engine first runs: ``minidl.kernels``
   imports it on the first operation called on the numba path).
@@ -17,6 +18,10 @@ backward walk that frees memory as it goes).
 from minidl.kernels.fast import process_settings
 
 process_settings.apply_once()     # before any Numba kernel starts its OpenMP threads
+
+from minidl.kernels.fast import compiled  # noqa: E402
+
+compiled.announce_compilation()   # one line when the first compilation starts (a cold cache)
 
 from minidl.kernels.fast.adam_numba import adam_update  # noqa: E402
 from minidl.kernels.fast.batchnorm_numba import (batchnorm_backward, batchnorm_inference,  # noqa: E402

@@ -11,12 +11,14 @@ Example::
     adam_update(parameter.value, parameter.grad, m, v, 0.9, 0.999, 1e-7, alpha)
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from minidl.kernels.fast.compiled import TwoBuilds
 
 from minidl.kernels.reference import adam as reference_adam
 
 
-@njit(cache=True, parallel=True)
+@TwoBuilds
 def _adam_kernel(value, grad, m, v, beta_1, beta_2, one_minus_beta_1, one_minus_beta_2, epsilon, alpha):
     """The update element by element on flat arrays; the scalars arrive in the parameter's
     dtype, so float32 stays float32."""
@@ -35,5 +37,5 @@ def adam_update(value, grad, m, v, beta_1, beta_2, epsilon, alpha):
         # Mixed dtypes, broadcast or strided arrays: the NumPy lines handle them.
         return reference_adam.adam_update(value, grad, m, v, beta_1, beta_2, epsilon, alpha)
     dtype = value.dtype.type
-    _adam_kernel(value.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), dtype(beta_1),
+    _adam_kernel(value.size, value.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), dtype(beta_1),
                  dtype(beta_2), dtype(1 - beta_1), dtype(1 - beta_2), dtype(epsilon), dtype(alpha))

@@ -18,6 +18,8 @@ Example::
 import numpy as np
 from numba import njit, prange
 
+from minidl.kernels.fast.compiled import TwoBuilds
+
 _BLOCKS = 64  # row blocks for the parallel reductions (fixed => deterministic results)
 
 
@@ -26,7 +28,7 @@ def _block_bounds(block, blocks, count):
     return block * count // blocks, (block + 1) * count // blocks
 
 
-@njit(cache=True, parallel=True)
+@TwoBuilds
 def _mean_and_variance(rows):
     """Per-channel mean and biased variance in float64, reading x once.
 
@@ -56,7 +58,7 @@ def _mean_and_variance(rows):
     return shift + shifted_mean, variance
 
 
-@njit(cache=True, parallel=True, nogil=True)   # nogil: a convolution's epilogue may run on two threads
+@TwoBuilds      # nogil, as every build: a convolution's epilogue may run on several threads
 def _scale_and_shift(rows, center, scale, shift, relu, out):
     """out[i, c] = (rows[i, c] - center[c]) * scale[c] + shift[c], then max(0, .) if relu.
 
@@ -71,7 +73,7 @@ def _scale_and_shift(rows, center, scale, shift, relu, out):
             out[i, c] = zero if relu and value <= zero else value
 
 
-@njit(cache=True, parallel=True)
+@TwoBuilds
 def _gradient_sums(grad_rows, rows, mean):
     """Σ g and Σ g * (x - mean) per channel, in float64 (blocks as in _mean_and_variance)."""
     count, channels = rows.shape
@@ -88,7 +90,7 @@ def _gradient_sums(grad_rows, rows, mean):
     return partial_g.sum(axis=0), partial_gx.sum(axis=0)
 
 
-@njit(cache=True, parallel=True)
+@TwoBuilds
 def _input_gradient(grad_rows, rows, mean, grad_scale, grad_offset, x_scale):
     """grad_input[i, c] = grad_scale[c]*g - grad_offset[c] - x_scale[c]*(x - mean[c])."""
     count, channels = rows.shape
@@ -123,11 +125,11 @@ def batchnorm_train_forward(x, gamma, beta, epsilon):
     """Return ``(y, mean, variance, inv_std)`` using the batch statistics."""
     rows = _as_rows(x, "batchnorm_train_forward")
     channels = rows.shape[1]
-    mean, variance = _mean_and_variance(rows)
+    mean, variance = _mean_and_variance(rows.size, rows)
     inv_std = 1.0 / np.sqrt(variance + epsilon)
     scale = _per_channel(gamma, 1.0, channels, np.float64) * inv_std
     y = np.empty_like(rows)
-    _scale_and_shift(rows, mean.astype(x.dtype), scale.astype(x.dtype),
+    _scale_and_shift(rows.size, rows, mean.astype(x.dtype), scale.astype(x.dtype),
                      _per_channel(beta, 0.0, channels, x.dtype), False, y)
     return y.reshape(x.shape), mean.astype(x.dtype), variance.astype(x.dtype), inv_std.astype(x.dtype)
 
@@ -140,13 +142,13 @@ def batchnorm_backward(grad_output, x, mean, inv_std, gamma):
     mean_x = _per_channel(mean, 0.0, channels, x.dtype)
     inv_std = _per_channel(inv_std, 1.0, channels, np.float64)
     gamma = _per_channel(gamma, 1.0, channels, np.float64)
-    sum_g, sum_g_centered = _gradient_sums(grad_rows, rows, mean_x)
+    sum_g, sum_g_centered = _gradient_sums(rows.size, grad_rows, rows, mean_x)
     grad_beta = sum_g
     grad_gamma = sum_g_centered * inv_std              # Σ g * x_hat
     # (gamma*inv_std/n) * (n*g - Σg - x_hat*Σ(g*x_hat)), expanded per channel:
     scale = gamma * inv_std
     grad_input = _input_gradient(
-        grad_rows, rows, mean_x, scale.astype(x.dtype), (scale * sum_g / count).astype(x.dtype),
+        rows.size, grad_rows, rows, mean_x, scale.astype(x.dtype), (scale * sum_g / count).astype(x.dtype),
         (scale * grad_gamma * inv_std / count).astype(x.dtype))
     return grad_input.reshape(x.shape), grad_gamma.astype(x.dtype), grad_beta.astype(x.dtype)
 
@@ -173,7 +175,7 @@ def batchnorm_inference_rows(rows, affine, relu, out):
     ReLU if ``relu``; writes ``out`` (which may be ``rows``: in place) and returns it."""
     _check_rows_and_out(rows, out, "batchnorm_inference_rows")
     center, scale, shift = affine
-    _scale_and_shift(rows, center, scale, shift, bool(relu), out)
+    _scale_and_shift(rows.size, rows, center, scale, shift, bool(relu), out)
     return out
 
 

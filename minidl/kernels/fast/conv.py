@@ -130,11 +130,12 @@ def _im2col_conv2d_forward(x, kernel, strides, pads, epilogue, out):
     depth = kernel_h * kernel_w * channels
     kernel_2d = kernel.reshape(depth, filters)
     rows_per_chunk, chunks = _row_chunks(batch * out_h, out_w, depth, filters, x.dtype.itemsize)
+    work = batch * out_h * out_w * depth            # the whole cols: it picks the kernels' build
 
     def convolve_chunk(chunk, buffer):
         first_row, row_count = chunk
         cols = buffer[: row_count * out_w]                # the last chunk may be shorter
-        conv_numba.im2col_rows(x, (kernel_h, kernel_w), strides, pads, first_row, row_count, cols)
+        conv_numba.im2col_rows(x, (kernel_h, kernel_w), strides, pads, first_row, row_count, cols, work)
         pixels = y_2d[first_row * out_w: (first_row + row_count) * out_w]
         np.matmul(cols, kernel_2d, out=pixels)
         if epilogue is not None:
@@ -215,11 +216,12 @@ def conv2d_backward(grad_output, x, kernel, strides, pads):
         grad_input = np.zeros(x.shape, dtype=np.result_type(grad_output.dtype, kernel.dtype))
     rows_per_chunk, chunks = _row_chunks(x.shape[0] * expected_h, expected_w, depth, filters, x.dtype.itemsize)
     buffer = np.empty((rows_per_chunk * expected_w, depth), dtype=x.dtype)
+    work = x.shape[0] * expected_h * expected_w * depth     # the whole cols: it picks the kernels' build
     for first_row, row_count in chunks if need_input_grad or need_kernel_grad else ():
         cols = buffer[: row_count * expected_w]                 # the last chunk may be shorter
         grad_rows = grad_2d[first_row * expected_w: (first_row + row_count) * expected_w]
         if need_kernel_grad:
-            conv_numba.im2col_rows(x, (kernel_h, kernel_w), strides, pads, first_row, row_count, cols)
+            conv_numba.im2col_rows(x, (kernel_h, kernel_w), strides, pads, first_row, row_count, cols, work)
             if first_row == 0:  # the first chunk starts the sum, the others add to it
                 np.matmul(cols.T, grad_rows, out=grad_kernel_2d)
             else:
@@ -229,5 +231,6 @@ def conv2d_backward(grad_output, x, kernel, strides, pads):
             # cols has served grad_kernel: its buffer now takes this chunk's grad_cols.
             grad_cols = cols if cols.dtype == grad_input.dtype else None
             grad_cols = np.matmul(grad_rows, kernel_2d.T, out=grad_cols)
-            conv_numba.col2im_rows_add(grad_cols, first_row, grad_input, (kernel_h, kernel_w), strides, pads)
+            conv_numba.col2im_rows_add(grad_cols, first_row, grad_input, (kernel_h, kernel_w), strides, pads,
+                                       work)
     return grad_input, grad_kernel_2d.reshape(kernel.shape) if need_kernel_grad else None

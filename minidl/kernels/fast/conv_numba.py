@@ -28,7 +28,9 @@ Example::
     im2col_rows(x, (3, 3), (2, 2), ((0, 1), (0, 1)), 0, 2, chunk)   # chunk == cols[:2 * out_w]
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from minidl.kernels.fast.compiled import TwoBuilds
 
 from minidl.kernels.geometry import padded_output_size
 
@@ -56,7 +58,7 @@ def check_chunk_arguments(where, input_shape, kernel_size, strides, pads, first_
     return out_h, out_w, row_count
 
 
-@njit(cache=True, parallel=True, nogil=True)   # nogil: chunk_workers.py runs it on two threads
+@TwoBuilds      # nogil, as every build: chunks.py runs it on several threads
 def _im2col_rows_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left, out_h, out_w,
                         first_row, row_count, cols):
     batch, height, width, channels = x.shape
@@ -79,7 +81,7 @@ def _im2col_rows_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left, ou
                             cols[row, start + c] = 0.0
 
 
-@njit(cache=True, parallel=True)
+@TwoBuilds
 def _col2im_rows_add_kernel(grad_cols, first_row, row_count, grad_rows, channels,
                             kernel_h, kernel_w, stride_h, stride_w, top, left, out_h, out_w):
     batch, height, row_length = grad_rows.shape
@@ -129,23 +131,27 @@ def _int_geometry(kernel_size, strides, pads):
             int(pads[0][0]), int(pads[1][0]))
 
 
-def im2col_rows(x, kernel_size, strides, pads, first_row, row_count, out):
+def im2col_rows(x, kernel_size, strides, pads, first_row, row_count, out, work=None):
     """Fill ``out`` (row_count*OW, KH*KW*C) with rows of ``im2col(x)`` for output rows
-    ``first_row .. first_row + row_count - 1``; returns ``out``."""
+    ``first_row .. first_row + row_count - 1``; returns ``out``. ``work``: the size of the
+    whole convolution the chunk belongs to (``compiled.py``: it picks the build), default
+    the chunk's."""
     where = "minidl/kernels/fast/conv_numba.py im2col_rows"
     out_h, out_w, received_rows = check_chunk_arguments(where, x.shape, kernel_size, strides, pads,
                                                         int(first_row), out, "out")
     if received_rows != row_count:
         raise ValueError(f"{where}: out must have {row_count * out_w} rows for "
                          f"row_count={row_count}, got {out.shape[0]}")
-    _im2col_rows_kernel(np.ascontiguousarray(x), *_int_geometry(kernel_size, strides, pads),
+    _im2col_rows_kernel(out.size if work is None else work, np.ascontiguousarray(x),
+                        *_int_geometry(kernel_size, strides, pads),
                         out_h, out_w, int(first_row), int(row_count), out)
     return out
 
 
-def col2im_rows_add(grad_cols, first_row, grad_input, kernel_size, strides, pads):
+def col2im_rows_add(grad_cols, first_row, grad_input, kernel_size, strides, pads, work=None):
     """Add the col2im of one chunk of rows (``grad_cols``, output rows ``first_row ..``) into
-    ``grad_input`` (N, H, W, C, C-contiguous); returns ``grad_input``."""
+    ``grad_input`` (N, H, W, C, C-contiguous); returns ``grad_input``. ``work`` as for
+    :func:`im2col_rows`."""
     where = "minidl/kernels/fast/conv_numba.py col2im_rows_add"
     if grad_input.ndim != 4 or not grad_input.flags.c_contiguous:
         raise ValueError(f"{where}: grad_input must be a C-contiguous (N, H, W, C) array, "
@@ -153,7 +159,7 @@ def col2im_rows_add(grad_cols, first_row, grad_input, kernel_size, strides, pads
     out_h, out_w, row_count = check_chunk_arguments(where, grad_input.shape, kernel_size, strides,
                                                     pads, int(first_row), grad_cols, "grad_cols")
     batch, height, width, channels = grad_input.shape
-    _col2im_rows_add_kernel(grad_cols, int(first_row), row_count,
+    _col2im_rows_add_kernel(grad_cols.size if work is None else work, grad_cols, int(first_row), row_count,
                             grad_input.reshape(batch, height, width * channels), channels,
                             *_int_geometry(kernel_size, strides, pads), out_h, out_w)
     return grad_input

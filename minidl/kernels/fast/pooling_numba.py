@@ -32,6 +32,8 @@ Example::
 import numpy as np
 from numba import njit, prange
 
+from minidl.kernels.fast.compiled import TwoBuilds
+
 from minidl.kernels.geometry import padded_output_size
 
 
@@ -58,7 +60,7 @@ def _window_counts(out_size, in_size, pool, stride, pad_before, like):
     return counts
 
 
-@njit(cache=True, parallel=True)
+@TwoBuilds
 def _max_pool_forward_kernel(x, pool_h, pool_w, stride_h, stride_w, top, left, out_h, out_w):
     batch, height, width, channels = x.shape
     y = np.empty((batch, out_h, out_w, channels), dtype=x.dtype)
@@ -91,7 +93,7 @@ def _max_pool_forward_kernel(x, pool_h, pool_w, stride_h, stride_w, top, left, o
     return y, argmax
 
 
-@njit(cache=True, parallel=True)
+@TwoBuilds
 def _max_pool_backward_kernel(grad_output, argmax, height, width):
     batch, out_h, out_w, channels = grad_output.shape
     grad_input = np.empty((batch, height, width, channels), dtype=grad_output.dtype)
@@ -109,7 +111,7 @@ def _max_pool_backward_kernel(grad_output, argmax, height, width):
     return grad_input
 
 
-@njit(cache=True, parallel=True)
+@TwoBuilds
 def _avg_pool_forward_kernel(x, pool_h, pool_w, stride_h, stride_w, top, left, out_h, out_w):
     batch, height, width, channels = x.shape
     y = np.empty((batch, out_h, out_w, channels), dtype=x.dtype)
@@ -135,7 +137,7 @@ def _avg_pool_forward_kernel(x, pool_h, pool_w, stride_h, stride_w, top, left, o
     return y
 
 
-@njit(cache=True, parallel=True)
+@TwoBuilds
 def _avg_pool_backward_kernel(grad_output, height, width, pool_h, pool_w,
                               stride_h, stride_w, top, left):
     batch, out_h, out_w, channels = grad_output.shape
@@ -178,7 +180,7 @@ def max_pool_forward(x, pool_size, strides, pads):
     """Return ``(y, argmax)``; argmax holds h*W + w of the first maximum (int64)."""
     out_h, out_w = padded_output_size(x.shape, pool_size, strides, pads,
                                       where="minidl/kernels/fast/pooling_numba.py max_pool_forward")
-    return _max_pool_forward_kernel(np.ascontiguousarray(x), int(pool_size[0]), int(pool_size[1]),
+    return _max_pool_forward_kernel(x.size, np.ascontiguousarray(x), int(pool_size[0]), int(pool_size[1]),
                                     int(strides[0]), int(strides[1]),
                                     int(pads[0][0]), int(pads[1][0]), out_h, out_w)
 
@@ -190,7 +192,7 @@ def max_pool_backward(grad_output, argmax, input_shape):
             "minidl/kernels/fast/pooling_numba.py max_pool_backward: grad_output and argmax "
             f"must have the same shape, got {grad_output.shape} and {argmax.shape}"
         )
-    return _max_pool_backward_kernel(np.ascontiguousarray(grad_output),
+    return _max_pool_backward_kernel(grad_output.size, np.ascontiguousarray(grad_output),
                                      np.ascontiguousarray(argmax, dtype=np.int64),
                                      int(input_shape[1]), int(input_shape[2]))
 
@@ -199,7 +201,7 @@ def avg_pool_forward(x, pool_size, strides, pads):
     """Window mean over the in-bounds cells (TF excludes padding from the divisor)."""
     out_h, out_w = padded_output_size(x.shape, pool_size, strides, pads,
                                       where="minidl/kernels/fast/pooling_numba.py avg_pool_forward")
-    return _avg_pool_forward_kernel(np.ascontiguousarray(x), int(pool_size[0]), int(pool_size[1]),
+    return _avg_pool_forward_kernel(x.size, np.ascontiguousarray(x), int(pool_size[0]), int(pool_size[1]),
                                     int(strides[0]), int(strides[1]),
                                     int(pads[0][0]), int(pads[1][0]), out_h, out_w)
 
@@ -214,7 +216,7 @@ def avg_pool_backward(grad_output, input_shape, pool_size, strides, pads):
             "minidl/kernels/fast/pooling_numba.py avg_pool_backward: grad_output must have shape "
             f"{(batch, out_h, out_w, channels)}, got {grad_output.shape}"
         )
-    return _avg_pool_backward_kernel(np.ascontiguousarray(grad_output), height, width,
+    return _avg_pool_backward_kernel(grad_output.size, np.ascontiguousarray(grad_output), height, width,
                                      int(pool_size[0]), int(pool_size[1]),
                                      int(strides[0]), int(strides[1]),
                                      int(pads[0][0]), int(pads[1][0]))

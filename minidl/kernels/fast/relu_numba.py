@@ -14,12 +14,14 @@ Example::
     grad_z = relu_backward(grad_a, a)
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from minidl.kernels.fast.compiled import TwoBuilds
 
 _BLOCK = 16384   # elements per parallel task: big enough to amortise the scheduling
 
 
-@njit(cache=True, parallel=True)
+@TwoBuilds
 def _relu_forward_kernel(z, out):
     zero = z.dtype.type(0)
     blocks = (z.size + _BLOCK - 1) // _BLOCK
@@ -30,7 +32,7 @@ def _relu_forward_kernel(z, out):
             out[i] = zero if value <= zero else value
 
 
-@njit(cache=True, parallel=True)
+@TwoBuilds
 def _relu_backward_kernel(grad_output, output, grad_input):
     zero = grad_output.dtype.type(0)
     one = grad_output.dtype.type(1)
@@ -45,7 +47,7 @@ def relu_forward(z):
     """a = max(0, z), in z's dtype."""
     z = np.ascontiguousarray(z)
     out = np.empty_like(z)
-    _relu_forward_kernel(z.reshape(-1), out.reshape(-1))
+    _relu_forward_kernel(z.size, z.reshape(-1), out.reshape(-1))
     return out
 
 
@@ -58,5 +60,5 @@ def relu_backward(grad_output, output):
     grad_output = np.ascontiguousarray(grad_output)
     output = np.ascontiguousarray(output)
     grad_input = np.empty_like(grad_output)
-    _relu_backward_kernel(grad_output.reshape(-1), output.reshape(-1), grad_input.reshape(-1))
+    _relu_backward_kernel(output.size, grad_output.reshape(-1), output.reshape(-1), grad_input.reshape(-1))
     return grad_input
