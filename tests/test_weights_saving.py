@@ -358,3 +358,19 @@ def test_model_layout_describes_the_model_as_plain_data():
     assert layout.layers[1].weight_names == ["p_conv/kernel:0"]
     assert [a.shape for a in layout.layers[2].arrays] == [(3,), (3,), (3,)]  # beta, moving mean, variance
     assert json.loads(layout.config_json)["config"]["name"] == model.name
+
+
+def test_a_partly_frozen_model_is_saved_and_loaded_partly_frozen(tmp_path):
+    from minidl.layers import Dense, Input
+    from minidl.models import Model, Sequential, load_model
+    inputs = Input(shape=(3,))
+    head = Sequential([Dense(2, input_shape=(4,), name="head_a"), Dense(1, name="head_b")], name="head")
+    model = Model(inputs, head(Dense(4, name="frozen")(inputs)))
+    model.get_layer("frozen").trainable = False
+    head.layers[0].trainable = False
+    model.compile("sgd", "mean_squared_error")
+    model.save(tmp_path / "model.h5")
+    loaded = load_model(tmp_path / "model.h5")
+    assert [(layer.name, layer.trainable) for layer in loaded.walk_layers()] == [
+        (layer.name, layer.trainable) for layer in model.walk_layers()]
+    assert [p.name for p in loaded.trainable_weights] == ["head_b/kernel:0", "head_b/bias:0"]

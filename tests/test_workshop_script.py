@@ -196,3 +196,36 @@ def test_real_ctrl_c_in_a_subprocess(tiny_data, tmp_path):
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     check_outputs(out, epochs=3)
+
+
+def _trainable_layers(out):
+    """Indices in model.layers of the trainable layers (the input layer left out), and the optimizer."""
+    from minidl.models import load_model
+    model = load_model(out / "checkpoint_last.h5")
+    return ([index for index, layer in enumerate(model.layers) if layer.trainable and index > 0],
+            type(model.optimizer).__name__)
+
+
+def test_fine_tune_from_runs_keras_two_phases_and_resumes_across_them(tiny_data, tmp_path, capsys):
+    args = ["--quick", "--weights", "none", "--image-size", 75, "--steps", 1, "--validation-steps", 1,
+            "--seed", 3, "--data", tiny_data]
+    head_only = tmp_path / "head_only"
+    assert run_workshop(args + ["--epochs", 1, "--fine-tune-from", "mixed8", "--head-epochs", 1,
+                                "--out", head_only]) == 0
+    trainable, optimizer = _trainable_layers(head_only)
+    assert trainable == [311] and optimizer == "Adam"                # phase 1: only the head trains
+    assert "Fine-tuning" not in capsys.readouterr().out
+    code = run_workshop(["--resume", head_only, "--epochs", 2])       # an explicit --epochs extends the run
+    assert code == 0
+    assert "Fine-tuning from layer 248 ('mixed8') on" in capsys.readouterr().out
+    trainable, optimizer = _trainable_layers(head_only)
+    assert trainable == list(range(248, 312)) and optimizer == "SGD"  # phase 2: mixed8 on, SGD
+    assert len(json.loads((head_only / "history.json").read_text())["loss"]) == 2
+    report = (head_only / "report.md").read_text()
+    assert "head only for 1 epoch(s), then fine-tuning from layer mixed8" in report
+
+
+def test_fine_tune_from_and_freeze_base_together_are_refused(tiny_data, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run_workshop(TINY_ARGS + ["--data", tiny_data, "--out", tmp_path, "--freeze-base", "--fine-tune-from", 249])
+    assert "give one of them" in capsys.readouterr().err

@@ -124,7 +124,7 @@ def model_from_config(entry, custom_objects=None):
             model.add(layers_module.InputLayer(batch_input_shape=tuple(config["batch_input_shape"])))
         for layer_entry in config["layers"]:
             model.add(layer_from_config(layer_entry, custom_objects))
-        model.trainable = config.get("trainable", True)
+        _restore_own_trainable_flag(model, config)
         return model
     layers = {e["config"]["name"]: layer_from_config(e, custom_objects) for e in config["layers"]}
     tensors = {}
@@ -143,5 +143,11 @@ def model_from_config(entry, custom_objects=None):
     outputs = [tensors[tuple(k)] for k in config["output_layers"]]
     model = _model_class("Model")(inputs=inputs[0] if config.get("single_input", True) else inputs,
                   outputs=outputs[0] if config.get("single_output", True) else outputs, name=config["name"])
-    model.trainable = config.get("trainable", True)
+    _restore_own_trainable_flag(model, config)
     return model
+
+
+def _restore_own_trainable_flag(model, config):
+    """The model's own ``trainable`` flag, without the setter's passing it on to every layer:
+    each layer's flag came back with the layer's own config (a partly frozen model stays so)."""
+    model._trainable = bool(config.get("trainable", True))
