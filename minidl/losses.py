@@ -23,13 +23,19 @@ of 30, and the clipped p has zero gradient -- the model gets no signal to fix
 its worst mistake. From the logits the loss is 30 and dl/dz = -1. The training
 loop takes this path automatically when the output layer's activation is a
 sigmoid (``ActivationMixin`` in ``minidl/layers/activation.py``). Every gradient returned here
-is already divided by the batch size B (and by the number of output units),
-because the loss is a mean.
+is the derivative of the value returned next to it, so it is already divided by what the
+loss averages over: the batch size B, and for binary cross-entropy and the mean squared
+error (means over the K output units too) by K as well.
 
-categorical_crossentropy, for softmax probabilities p over K classes and a
-one-hot y::
+categorical_crossentropy, for predictions p over K classes and a one-hot y, as Keras
+computes it -- the predictions are first renormalised to sum to 1 and clipped::
 
-    l = -sum_k y_k log p_k                        (from logits: dl/dz = softmax(z) - y)
+    q_k = p_k / s,  s = sum_j p_j          (a softmax output already sums to 1)
+    l   = -sum_k y_k log clip(q_k, eps, 1 - eps)
+    dl/dp_j = g_j / s - (sum_k g_k p_k) / s^2,   g_k = -y_k / q_k where q_k is inside
+                                                  [eps, 1 - eps], else 0 (clipping)
+
+and from the logits: dl/dz = softmax(z) - y.
 
 mean_squared_error: l = mean_k (p_k - y_k)^2, dl/dp = 2 (p - y) / K.
 
@@ -132,10 +138,15 @@ class CategoricalCrossentropy(Loss):
         return -np.sum(y_true * np.log(p), axis=-1)
 
     def gradient(self, y_true, y_pred):
+        """The derivative of the mean of ``per_sample`` (see the module docstring)."""
         y_pred = np.asarray(y_pred)
         y_true = align_labels(y_true, y_pred, self.name)
-        p = np.clip(y_pred, EPSILON, 1 - EPSILON)
-        return -(y_true / p) / y_pred.shape[0]
+        total = y_pred.sum(axis=-1, keepdims=True)
+        normalised = y_pred / total
+        inside = (normalised >= EPSILON) & (normalised <= 1 - EPSILON)    # clipping kills the gradient
+        grad_normalised = np.where(inside, -y_true / np.clip(normalised, EPSILON, 1 - EPSILON), 0)
+        grad = grad_normalised / total - (grad_normalised * y_pred).sum(axis=-1, keepdims=True) / total ** 2
+        return (grad / y_pred.shape[0]).astype(y_pred.dtype, copy=False)
 
     def value_and_grad_from_logits(self, y_true, logits):
         y_true = align_labels(y_true, logits, self.name)

@@ -172,3 +172,23 @@ def test_float64_inputs_compute_in_float64(rng):
     model = branchy_model()
     assert model.predict(rng.standard_normal((2, 4))).dtype == np.float64
     assert model.predict(rng.standard_normal((2, 4)).astype(np.float32)).dtype == np.float32
+
+
+def test_sequential_pop_rebuilds_the_graph(rng):
+    x = rng.standard_normal((3, 6)).astype(np.float32)
+    model = Sequential([Dense(4, input_shape=(6,)), Dense(2)])
+    model.predict(x)
+    model.pop()
+    assert model.output_shape == (None, 4) and model.predict(x).shape == (3, 4)
+
+
+def test_sequential_pop_of_the_last_layer_leaves_no_stale_graph(rng):
+    x = rng.standard_normal((3, 6)).astype(np.float32)
+    model = Sequential([Dense(4, input_shape=(6,))])
+    model.predict(x)
+    model.pop()
+    assert model.layers == [] and not model.built
+    with pytest.raises(TypeError, match="no layers to pop"):
+        model.pop()
+    model.add(Dense(5, input_shape=(6,)))
+    assert model.output_shape == (None, 5) and model.predict(x).shape == (3, 5)

@@ -131,6 +131,8 @@ def test_keras_workshop_script_runs_unchanged(tmp_path, monkeypatch, capsys):
     assert all(len(v) == epochs for v in history.history.values())
     assert score.shape == (1, 1) and score.dtype == np.float32 and 0 < score[0, 0] < 1
     assert printed.count("Predicted: [[") == 2
-    assert isinstance(optimizers.Adam(lr=1e-4), Adam) and Flatten is not None
+    assert isinstance(optimizers.Adam(lr=1e-4), Adam) and optimizers.Adam(lr=1e-4).learning_rate == 1e-4
+    from minidl.layers import Input
+    assert Flatten()(Input(shape=(2, 3, 4))).shape == (None, 24)     # the script imports a working Flatten
     assert model.count_params() == 22_327_585
     plt.close("all")

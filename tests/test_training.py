@@ -38,27 +38,41 @@ def test_labels_of_shape_b_are_not_broadcast_to_b_by_b():
         losses.binary_crossentropy(np.array([1.0, 0.0]), p)
 
 
-@pytest.mark.parametrize("loss_name", ["binary_crossentropy", "mse", "categorical_crossentropy"])
-def test_loss_gradients_match_finite_differences(rng, loss_name):
-    loss = losses.get(loss_name)
-    p = rng.uniform(0.05, 0.95, (4, 3))
-    if loss_name == "categorical_crossentropy":
-        p /= p.sum(axis=1, keepdims=True)
-        y = np.eye(3)[rng.integers(0, 3, 4)]
-    else:
-        y = (rng.random((4, 3)) > 0.5).astype(float)
-    grad = loss.gradient(y, p)
+def finite_difference_gradient(loss, y, p, relative_step=1e-6):
+    """Central differences of the mean loss, one prediction at a time (steps >= 1e-9)."""
     numeric = np.zeros_like(p)
     for index in np.ndindex(p.shape):
         step = np.zeros_like(p)
-        step[index] = 1e-6
-        numeric[index] = (loss(y, p + step) - loss(y, p - step)) / 2e-6
+        step[index] = relative_step * max(abs(p[index]), 1e-3)
+        numeric[index] = (loss(y, p + step) - loss(y, p - step)) / (2 * step[index])
+    return numeric
+
+
+@pytest.mark.parametrize("loss_name", ["binary_crossentropy", "mse", "categorical_crossentropy"])
+def test_loss_gradients_match_finite_differences(rng, loss_name):
+    loss = losses.get(loss_name)
+    p = rng.uniform(0.05, 0.95, (4, 3))                 # CCE: not summing to 1, so renormalised
     if loss_name == "categorical_crossentropy":
-        # CCE renormalises p; compare along directions that keep sum(p) = 1
-        projector = np.eye(3) - 1 / 3
-        np.testing.assert_allclose(grad @ projector, numeric @ projector, rtol=1e-5, atol=1e-8)
+        y = np.eye(3)[rng.integers(0, 3, 4)]
     else:
-        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-9)
+        y = (rng.random((4, 3)) > 0.5).astype(float)
+    np.testing.assert_allclose(loss.gradient(y, p), finite_difference_gradient(loss, y, p), rtol=1e-5, atol=1e-9)
+
+
+def test_categorical_crossentropy_gradient_through_the_clipped_path():
+    """Keras renormalises then clips to [eps, 1 - eps]: a clipped prediction gets no gradient."""
+    loss = losses.CategoricalCrossentropy()
+    p = np.array([[1e-10, 0.3, 0.5],          # true class far below eps after renormalising: clipped
+                  [0.2, 0.3, 0.5],            # ordinary sample
+                  [1e-12, 2e-12, 0.9],        # true class above 1 - eps after renormalising: clipped
+                  [0.6, 1e-11, 0.4]])         # a clipped wrong class does not matter
+    y = np.eye(3)[[0, 1, 2, 0]]
+    grad = loss.gradient(y, p)
+    np.testing.assert_allclose(grad, finite_difference_gradient(loss, y, p), rtol=1e-5, atol=1e-9)
+    np.testing.assert_array_equal(grad[[0, 2]], 0.0)
+    assert np.all(grad[1] != 0)
+    expected_value = np.mean([-np.log(1e-7), -np.log(0.3), -np.log(1 - 1e-7), -np.log(0.6 / (1 + 1e-11))])
+    assert loss(y, p) == pytest.approx(expected_value, rel=1e-6)
 
 
 @pytest.mark.parametrize("loss_name", ["binary_crossentropy", "categorical_crossentropy"])

@@ -169,7 +169,6 @@ def training_config(model):
         "optimizer": {"class_name": type(optimizer).__name__, "config": optimizer.get_config()},
         "loss": _serializable_name(compile_arguments.get("loss", getattr(model, "loss", None))),
         "metrics": _serializable_name(compile_arguments.get("metrics")),
-        "loss_weights": _serializable_name(compile_arguments.get("loss_weights")),
     }
 
 
@@ -178,9 +177,8 @@ def _compile_arguments(config):
     optimizer_config = dict(config["optimizer"]["config"])
     optimizer_config.setdefault("name", config["optimizer"]["class_name"])
     arguments = {"optimizer": optimizers.get(optimizer_config), "loss": config["loss"]}
-    for optional in ("metrics", "loss_weights"):
-        if config.get(optional) is not None:
-            arguments[optional] = config[optional]
+    if config.get("metrics") is not None:
+        arguments["metrics"] = config["metrics"]
     return arguments
 
 

@@ -40,11 +40,19 @@ class Sequential(Model):
             self._build_graph(layer._batch_input_shape)
 
     def pop(self):
-        if not self._stack:
+        """Remove the last layer; the model's output is then the layer before it's (Keras's ``pop``)."""
+        if not [layer for layer in self._stack if not isinstance(layer, InputLayer)]:
             raise TypeError(f"Sequential '{self.name}' has no layers to pop")
         self._stack.pop()
-        if self._graph_ready and self._stack:
+        if not [layer for layer in self._stack if not isinstance(layer, InputLayer)]:
+            self._forget_graph()                    # nothing left to compute: unbuilt again
+        elif self._graph_ready:
             self._build_graph(None)
+
+    def _forget_graph(self):
+        self._graph_ready = False
+        self.built = False
+        self.inputs, self.outputs, self._nodes, self._layers = [], [], [], []
 
     def _build_graph(self, batch_input_shape):
         stack = [l for l in self._stack if not isinstance(l, InputLayer)]
