@@ -211,3 +211,8 @@ def load_model(path, custom_objects=None, compile=True):
         if saved.optimizer_state is not None:
             model.optimizer.set_state(saved.optimizer_state)
     return model
+
+
+def export_model(model, path, format="tf_saved_model", verbose=True, **kwargs):
+    """Write ``model`` for serving outside minidl (``Model.export``)."""
+    raise NotImplementedError(f"Model.export(format={format!r}) is not implemented in minidl yet")

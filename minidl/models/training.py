@@ -400,6 +400,11 @@ class TrainingMixin:
         from minidl.models import saving
         return saving.save_model(self, filepath, include_optimizer=include_optimizer)
 
+    def export(self, filepath, format="tf_saved_model", verbose=True, **kwargs):
+        """Write the model for serving outside minidl (Keras 3's ``export``): ``format="onnx"``."""
+        from minidl.models import saving
+        return saving.export_model(self, filepath, format=format, verbose=verbose, **kwargs)
+
 
 def _deprecated(old, new):
     warnings.warn(f"`Model.{old}` is deprecated and will be removed in a future version. "
