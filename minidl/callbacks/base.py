@@ -6,8 +6,10 @@ values such as ``loss`` or ``val_accuracy``)::
     on_train_begin / on_train_end
     on_epoch_begin(epoch) / on_epoch_end(epoch, logs)
     on_train_batch_begin(batch) / on_train_batch_end(batch, logs)   (also on_batch_*)
-    on_test_begin / on_test_end                 (around validation inside fit)
+    on_test_begin / on_test_end                 (around evaluate, and validation inside fit)
     on_test_batch_begin(batch) / on_test_batch_end(batch, logs)
+    on_predict_begin / on_predict_end           (around predict)
+    on_predict_batch_begin(batch) / on_predict_batch_end(batch, logs)   (logs["outputs"])
 
 ``self.model`` is the model being trained and ``self.params`` holds
 ``epochs``, ``steps`` and ``verbose``. Set ``self.model.stop_training = True``
@@ -49,6 +51,10 @@ class Callback:
     def on_test_end(self, logs=None): pass
     def on_test_batch_begin(self, batch, logs=None): pass
     def on_test_batch_end(self, batch, logs=None): pass
+    def on_predict_begin(self, logs=None): pass
+    def on_predict_end(self, logs=None): pass
+    def on_predict_batch_begin(self, batch, logs=None): pass
+    def on_predict_batch_end(self, batch, logs=None): pass
 
 
 class CallbackList:
@@ -76,3 +82,7 @@ class CallbackList:
     def on_test_end(self, logs=None): self._call("on_test_end", logs or {})
     def on_test_batch_begin(self, batch, logs=None): self._call("on_test_batch_begin", batch, logs or {})
     def on_test_batch_end(self, batch, logs=None): self._call("on_test_batch_end", batch, logs or {})
+    def on_predict_begin(self, logs=None): self._call("on_predict_begin", logs or {})
+    def on_predict_end(self, logs=None): self._call("on_predict_end", logs or {})
+    def on_predict_batch_begin(self, batch, logs=None): self._call("on_predict_batch_begin", batch, logs or {})
+    def on_predict_batch_end(self, batch, logs=None): self._call("on_predict_batch_end", batch, logs or {})

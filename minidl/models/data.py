@@ -67,12 +67,20 @@ def iterator_batches(iterator):
 
 
 def split_batch(batch):
-    """A generator may yield ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``."""
+    """A generator may yield ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, None)``.
+
+    Keras 2 also accepts ``(x, y, sample_weight)``; minidl does not weight samples, so
+    a batch that carries weights is an error rather than weights quietly ignored.
+    """
     if isinstance(batch, tuple):
         if len(batch) == 1:
             return batch[0], None
-        if len(batch) >= 2:
+        if len(batch) == 3 and batch[2] is not None:
+            raise NotImplementedError("a batch (x, y, sample_weight) is not supported in minidl: sample "
+                                      "weights are not implemented; yield (x, y)")
+        if len(batch) in (2, 3):
             return batch[0], batch[1]
+        raise ValueError(f"a batch must be x, (x,), (x, y) or (x, y, sample_weight); got a tuple of {len(batch)}")
     return batch, None
 
 

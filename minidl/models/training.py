@@ -47,11 +47,15 @@ class TrainingMixin:
         self._compile_args = None
 
     # ------------------------------------------------------------------ compile
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **unsupported):
-        """Choose the optimizer, the loss and the metrics to report."""
-        unsupported = {k: v for k, v in unsupported.items() if v is not None}
-        if unsupported:
-            raise TypeError(f"Model '{self.name}'.compile(): unsupported argument(s) {sorted(unsupported)}")
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+                sample_weight_mode=None, weighted_metrics=None, target_tensors=None):
+        """Choose the optimizer, the loss and the metrics to report.
+
+        Keras 2's other arguments are for models with several outputs or weighted
+        samples; minidl trains one output with unweighted samples, so they must stay None.
+        """
+        _refuse_unless_none("compile", loss_weights=loss_weights, sample_weight_mode=sample_weight_mode,
+                            weighted_metrics=weighted_metrics, target_tensors=target_tensors)
         self._require_graph()
         if len(self.outputs) != 1:
             raise NotImplementedError(f"Model '{self.name}': training supports models with one output")
@@ -137,9 +141,11 @@ class TrainingMixin:
                 logit_layer.backward_from_logits = previous
         return loss, outputs
 
-    def train_on_batch(self, x, y, reset_metrics=True, return_dict=False):
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, reset_metrics=True,
+                       return_dict=False):
         """One optimisation step; returns the loss (and metrics) of the pre-update forward pass."""
         self._require_compiled("train_on_batch")
+        _refuse_unless_none("train_on_batch", sample_weight=sample_weight, class_weight=class_weight)
         if reset_metrics:
             self.reset_metrics()
         x, y = self._standardize_batch(x, y)
@@ -150,8 +156,10 @@ class TrainingMixin:
             metric.update(y, outputs)
         return self._step_result(loss, return_dict)
 
-    def test_on_batch(self, x, y, reset_metrics=True, return_dict=False):
+    def test_on_batch(self, x, y=None, sample_weight=None, reset_metrics=True, return_dict=False):
+        """Loss (and metrics) of one batch in inference mode; nothing is updated."""
         self._require_compiled("test_on_batch")
+        _refuse_unless_none("test_on_batch", sample_weight=sample_weight)
         if reset_metrics:
             self.reset_metrics()
         x, y = self._standardize_batch(x, y)
@@ -203,23 +211,22 @@ class TrainingMixin:
         """Train for ``epochs`` epochs; returns a :class:`~minidl.callbacks.History`."""
         from minidl.callbacks import CallbackList, History, ProgbarLogger
         self._require_compiled("fit")
-        if class_weight is not None:
-            raise NotImplementedError("fit(class_weight=...) is not implemented in minidl")
+        _refuse_unless_none("fit", class_weight=class_weight)
+        if shuffle == "batch":
+            raise NotImplementedError("fit(shuffle='batch') is not implemented in minidl (it is for HDF5 "
+                                      "arrays); use shuffle=True")
         batch_size = 32 if batch_size is None else int(batch_size)
         if x is None:
             raise ValueError(f"Model '{self.name}'.fit() needs training data x")
         x, y, validation_data = self._split_validation(x, y, validation_split, validation_data)
         steps = data_module.steps_for(x, batch_size, steps_per_epoch, "steps_per_epoch")
-        stream = self._prefetched(data_module.make_stream(x, y, batch_size, shuffle), max_queue_size,
-                                  workers if data_module.is_generated(x) else 0, use_multiprocessing)
+        reading = {"max_queue_size": max_queue_size, "workers": workers, "use_multiprocessing": use_multiprocessing}
+        stream = self._batch_stream("fit", x, y, batch_size, shuffle, **reading)
         validation = None
         if validation_data is not None:
             val_x, val_y = self._validation_arrays(validation_data)
             val_steps = data_module.steps_for(val_x, batch_size, validation_steps, "validation_steps")
-            val_stream = self._prefetched(data_module.make_stream(val_x, val_y, batch_size, False),
-                                          max_queue_size, workers if data_module.is_generated(val_x) else 0,
-                                          use_multiprocessing)
-            validation = (val_stream, val_steps)
+            validation = (self._batch_stream("fit", val_x, val_y, batch_size, False, **reading), val_steps)
 
         self.history = History()
         callback_list = [self.history] + list(callbacks or [])
@@ -269,7 +276,7 @@ class TrainingMixin:
                 break
         epoch_logs = {"loss": loss_sum / max(seen, 1)}
         epoch_logs.update({m.name: m.result() for m in self.compiled_metrics})
-        if validation is not None and (epoch + 1) % validation_freq == 0:
+        if validation is not None and _validates_after(epoch, validation_freq):
             val_values = self._evaluate_stream(validation[0], validation[1], callback_list)
             epoch_logs.update({"val_" + k: v for k, v in val_values.items()})
         return epoch_logs
@@ -286,18 +293,35 @@ class TrainingMixin:
     @staticmethod
     def _validation_arrays(validation_data):
         if isinstance(validation_data, tuple) and len(validation_data) in (2, 3):
+            if len(validation_data) == 3 and validation_data[2] is not None:
+                raise NotImplementedError("fit(validation_data=(x, y, sample_weight)) is not implemented in "
+                                          "minidl: sample weights are not supported; pass (x, y)")
             return validation_data[0], validation_data[1]
         return validation_data, None
 
-    def _prefetched(self, stream, max_queue_size, workers, use_multiprocessing):
-        """Produce batches in background threads while the model computes (workers >= 1)."""
-        if not workers:
-            return stream
+    @staticmethod
+    def _batch_stream(caller, x, y, batch_size, shuffle, max_queue_size=10, workers=1, use_multiprocessing=False):
+        """The batches of ``x`` (and ``y``) as Keras 2 reads them.
+
+        Arrays are cut into batches in the loop itself. A Sequence or a generator is read
+        ahead by ``workers`` background threads that keep up to ``max_queue_size`` batches
+        ready while the model computes (``workers=0``: read in the loop, one batch at a time).
+        """
+        if use_multiprocessing:
+            raise NotImplementedError(f"{caller}(use_multiprocessing=True) is not implemented in minidl: it "
+                                      f"reads batches in threads (Pillow, Numba and NumPy release the GIL); "
+                                      f"use workers=N")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+            raise ValueError(f"{caller}(workers={workers!r}): workers must be an integer >= 0")
+        if workers == 0 or not data_module.is_generated(x):
+            return data_module.make_stream(x, y, batch_size, shuffle)
         from minidl.utils.prefetch import prefetch
-        return prefetch(stream, max_queue_size=max_queue_size, workers=1)
+        shuffle = bool(shuffle) and data_module.is_sequence(x)
+        return prefetch(x, max_queue_size=max_queue_size, workers=workers, shuffle=shuffle)
 
     # ------------------------------------------------------------------ evaluate / predict
-    def _evaluate_stream(self, stream, steps, callback_list=None):
+    def _evaluate_stream(self, stream, steps, callback_list=None, progress=None):
+        """Batch-size-weighted loss and the metrics over ``steps`` batches (inference mode)."""
         if callback_list is not None:
             callback_list.on_test_begin()
         self.reset_metrics()
@@ -308,12 +332,15 @@ class TrainingMixin:
                 break
             batch_x, batch_y = self._standardize_batch(*data_module.split_batch(batch))
             if callback_list is not None:
-                callback_list.on_test_batch_begin(step)
+                callback_list.on_test_batch_begin(step, {"batch": step, "size": len(batch_y)})
             loss = self._evaluate_batch(batch_x, batch_y)
             loss_sum += loss * len(batch_y)
             seen += len(batch_y)
+            running = {"loss": loss_sum / seen, **{m.name: m.result() for m in self.compiled_metrics}}
             if callback_list is not None:
-                callback_list.on_test_batch_end(step, {"loss": loss})
+                callback_list.on_test_batch_end(step, {"batch": step, "size": len(batch_y), **running})
+            if progress is not None:
+                progress.update(step + 1, list(running.items()))
         values = {"loss": loss_sum / max(seen, 1)}
         values.update({m.name: m.result() for m in self.compiled_metrics})
         if callback_list is not None:
@@ -322,19 +349,23 @@ class TrainingMixin:
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose=1, steps=None, callbacks=None,
                  max_queue_size=10, workers=1, use_multiprocessing=False, return_dict=False):
-        """Loss (and metrics) in inference mode: batch-size-weighted means."""
+        """Loss (and metrics) in inference mode: batch-size-weighted means.
+
+        ``verbose=1`` draws a progress bar with the running values, ``verbose=2`` one line
+        at the end; ``callbacks`` get ``on_test_begin``/``on_test_batch_*``/``on_test_end``.
+        """
         self._require_compiled("evaluate")
         batch_size = 32 if batch_size is None else int(batch_size)
         steps = data_module.steps_for(x, batch_size, steps, "steps")
-        stream = self._prefetched(data_module.make_stream(x, y, batch_size, False), max_queue_size,
-                                  workers if data_module.is_generated(x) else 0, use_multiprocessing)
+        callback_list = self._callback_list(callbacks, {"epochs": 1, "steps": steps, "verbose": verbose})
+        progress = self._progress_bar(steps, verbose, stateful=self.metrics_names)
+        stream = self._batch_stream("evaluate", x, y, batch_size, False, max_queue_size, workers,
+                                    use_multiprocessing)
         try:
-            values = self._evaluate_stream(stream, steps)
+            values = self._evaluate_stream(stream, steps, callback_list, progress)
         finally:
             if hasattr(stream, "close"):
                 stream.close()
-        if verbose:
-            print(" - ".join(f"{k}: {v:.4f}" for k, v in values.items()))
         if return_dict:
             return values
         result = [values[n] for n in self.metrics_names]
@@ -342,25 +373,58 @@ class TrainingMixin:
 
     def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None,
                 max_queue_size=10, workers=1, use_multiprocessing=False):
-        """Outputs for every sample, in inference mode, concatenated over batches."""
+        """Outputs for every sample, in inference mode, concatenated over batches.
+
+        ``verbose=1`` draws a progress bar over the batches; ``callbacks`` get
+        ``on_predict_begin``, ``on_predict_batch_begin/end`` (``logs["outputs"]``) and
+        ``on_predict_end``, as in Keras 2.
+        """
         self._require_graph()
         batch_size = 32 if batch_size is None else int(batch_size)
-        if not (data_module.is_sequence(x) or data_module.is_iterator(x)):
+        if not data_module.is_generated(x):
             x = self._standardize_x(x)
         steps = data_module.steps_for(x, batch_size, steps, "steps")
-        stream = data_module.make_stream(x, None, batch_size, False)
-        outputs = []
-        for _ in range(steps):
-            batch = next(stream, None)
-            if batch is None:
-                break
-            batch_x, _ = data_module.split_batch(batch)
-            outputs.append(self.predict_on_batch(batch_x))
+        callback_list = self._callback_list(callbacks, {"epochs": 1, "steps": steps, "verbose": verbose})
+        progress = self._progress_bar(steps, verbose) if verbose == 1 else None
+        stream = self._batch_stream("predict", x, None, batch_size, False, max_queue_size, workers,
+                                    use_multiprocessing)
+        callback_list.on_predict_begin()
+        try:
+            outputs = self._predict_stream(stream, steps, callback_list, progress)
+        finally:
+            if hasattr(stream, "close"):
+                stream.close()
+        callback_list.on_predict_end()
         if not outputs:
             raise ValueError(f"Model '{self.name}'.predict() received no data")
         if isinstance(outputs[0], list):
             return [np.concatenate(parts) for parts in zip(*outputs)]
         return np.concatenate(outputs)
+
+    def _predict_stream(self, stream, steps, callback_list, progress):
+        outputs = []
+        for step in range(steps):
+            batch = next(stream, None)
+            if batch is None:
+                break
+            batch_x, _ = data_module.split_batch(batch)
+            size = len(batch_x[0]) if isinstance(batch_x, (list, tuple)) else len(batch_x)
+            callback_list.on_predict_batch_begin(step, {"batch": step, "size": size})
+            outputs.append(self.predict_on_batch(batch_x))
+            callback_list.on_predict_batch_end(step, {"batch": step, "size": size, "outputs": outputs[-1]})
+            if progress is not None:
+                progress.update(step + 1)
+        return outputs
+
+    def _callback_list(self, callbacks, params):
+        from minidl.callbacks import CallbackList
+        return CallbackList(list(callbacks or []), model=self, params=params)
+
+    @staticmethod
+    def _progress_bar(steps, verbose, stateful=()):
+        """Keras's progress bar over ``steps`` batches (None when ``verbose`` is 0)."""
+        from minidl.callbacks import Progbar
+        return Progbar(target=steps, verbose=verbose, stateful_metrics=stateful) if verbose else None
 
     # ------------------------------------------------------------------ Keras 2 aliases
     def fit_generator(self, generator, steps_per_epoch=None, epochs=1, verbose=1, callbacks=None,
@@ -376,13 +440,16 @@ class TrainingMixin:
     def evaluate_generator(self, generator, steps=None, callbacks=None, max_queue_size=10, workers=1,
                            use_multiprocessing=False, verbose=0):
         _deprecated("evaluate_generator", "evaluate")
-        return self.evaluate(generator, steps=steps, verbose=verbose, max_queue_size=max_queue_size,
-                             workers=workers, use_multiprocessing=use_multiprocessing)
+        return self.evaluate(generator, steps=steps, verbose=verbose, callbacks=callbacks,
+                             max_queue_size=max_queue_size, workers=workers,
+                             use_multiprocessing=use_multiprocessing)
 
     def predict_generator(self, generator, steps=None, callbacks=None, max_queue_size=10, workers=1,
                           use_multiprocessing=False, verbose=0):
         _deprecated("predict_generator", "predict")
-        return self.predict(generator, steps=steps, verbose=verbose)
+        return self.predict(generator, steps=steps, verbose=verbose, callbacks=callbacks,
+                            max_queue_size=max_queue_size, workers=workers,
+                            use_multiprocessing=use_multiprocessing)
 
     # ------------------------------------------------------------------ files
     def save_weights(self, filepath, overwrite=True):
@@ -404,6 +471,28 @@ class TrainingMixin:
         """Write the model for serving outside minidl (Keras 3's ``export``): ``format="onnx"``."""
         from minidl.models import saving
         return saving.export_model(self, filepath, format=format, verbose=verbose, **kwargs)
+
+
+def _validates_after(epoch, validation_freq):
+    """Keras 2: an integer validates every ``validation_freq`` epochs, a container after
+    the epochs it lists (1-based, e.g. ``[1, 5, 10]``)."""
+    if isinstance(validation_freq, int) and not isinstance(validation_freq, bool):
+        if validation_freq < 1:
+            raise ValueError(f"fit(validation_freq={validation_freq!r}): must be >= 1")
+        return (epoch + 1) % validation_freq == 0
+    try:
+        return epoch + 1 in validation_freq
+    except TypeError:
+        raise ValueError(f"fit(validation_freq={validation_freq!r}): expected an integer or a list of "
+                         f"epochs") from None
+
+
+def _refuse_unless_none(function, **arguments):
+    """NotImplementedError naming the first argument that minidl does not implement and was given."""
+    for name, value in arguments.items():
+        if value is not None:
+            shown = f"<array of shape {np.shape(value)}>" if hasattr(value, "shape") else repr(value)
+            raise NotImplementedError(f"{function}({name}={shown}) is not implemented in minidl")
 
 
 def _deprecated(old, new):

@@ -68,6 +68,10 @@ class PrefetchIterator:
         self.workers = workers
         self.shuffle = shuffle
         self.passes = passes
+        # A Sequence has one producer; an iterator has one per worker, and each says when it
+        # found the end: the stream ends when all have (a batch another worker took before
+        # the end is still on its way).
+        self._producers_left = 1 if _is_sequence(source) else workers
         self._queue = queue.Queue(maxsize=max_queue_size)
         self._stop = threading.Event()
         self._closed = False
@@ -159,6 +163,9 @@ class PrefetchIterator:
                     self.close()
                     raise StopIteration from None
         if item is _END:
+            self._producers_left -= 1
+            if self._producers_left > 0:
+                return self.__next__()
             self.close()
             raise StopIteration
         if isinstance(item, _Failure):
