@@ -13,9 +13,11 @@ function                                             called by
 ``save_weights(model, path)``                        ``Model.save_weights``: minidl's format
 ``load_weights(model, path, by_name=False,           ``Model.load_weights``: minidl or Keras
 skip_mismatch=False)``                               legacy HDF5, detected from the file
-``save_model(model, path, include_optimizer=True)``  ``Model.save``
-``load_model(path, custom_objects=None,              ``minidl.models.load_model``
-compile=True)``
+``save_model(model, path, include_optimizer=True)``  ``Model.save``: ``.keras`` -> Keras 3's zip,
+                                                     any other name -> minidl's HDF5 model file
+``load_model(path, custom_objects=None,              ``minidl.models.load_model``: either file,
+compile=True)``                                      told apart by its content
+``export_model(model, path, format="onnx")``         ``Model.export``: an ONNX graph for serving
 ``save_keras_h5(model, path)``                       you: export for ``keras_model.load_weights``
 ``model_layout(model)``                              you: ``convert(..., architecture=...)``;
                                                      ``imagenet_weights``' shape check
@@ -31,12 +33,16 @@ Example::
     saving.save_weights(model, "w.h5")                  # what model.save_weights("w.h5") does
     saving.load_weights(other_model, "w.h5")            # by order, every shape checked first
     saving.save_keras_h5(model, "for_keras.h5")         # keras_model.load_weights reads it
+    saving.save_model(model, "model.keras")             # keras.saving.load_model reads it
 """
 import json
 import re
+import warnings
+from pathlib import Path
 
 from minidl import optimizers
-from minidl.models import serialization
+from minidl.models import keras_compile, keras_config, keras_layers, serialization
+from minidl.models.keras_archive import VariableGroup, is_keras_archive, read_keras_archive, write_keras_archive
 from minidl.weights.convert import ModelLayout
 from minidl.weights.keras_h5 import LayerWeights, write_keras_h5
 from minidl.weights.matching import match_layers
@@ -186,7 +192,13 @@ def _compile_arguments(config):
 # whole models
 # ---------------------------------------------------------------------------
 def save_model(model, path, include_optimizer=True):
-    """Write architecture, weights and (if compiled) optimizer config and state, atomically."""
+    """Write architecture, weights and (if compiled) optimizer config and state, atomically.
+
+    The name picks the format, as in Keras: ``.keras`` writes Keras 3's zip
+    (:func:`save_keras`); any other name (``.h5``) minidl's HDF5 model file.
+    """
+    if Path(path).suffix.lower() == ".keras":
+        return save_keras(model, path, include_optimizer=include_optimizer)
     architecture = model_architecture_json(model)
     if architecture is None:
         raise ValueError(
@@ -201,8 +213,11 @@ def save_model(model, path, include_optimizer=True):
 
 
 def load_model(path, custom_objects=None, compile=True):
-    """Rebuild a model saved by :func:`save_model`, with its weights and, when
-    ``compile`` is true and the file has one, its compiled optimizer state."""
+    """Rebuild a model saved by :func:`save_model` -- or by Keras 3 as ``.keras`` --
+    with its weights and, when ``compile`` is true and the file has one, its
+    compiled optimizer state."""
+    if is_keras_archive(path):
+        return load_keras(path, custom_objects=custom_objects, compile=compile)
     saved = read_model_file(path)
     model = serialization.model_from_config(saved.model_config, custom_objects=custom_objects)
     load_layer_weights(model, saved.layers, source=str(path))
@@ -213,6 +228,94 @@ def load_model(path, custom_objects=None, compile=True):
     return model
 
 
+# ---------------------------------------------------------------------------
+# Keras 3's .keras files
+# ---------------------------------------------------------------------------
+def save_keras(model, path, include_optimizer=True):
+    """Write ``model`` as Keras 3's ``.keras`` zip (atomic), which ``keras.saving.load_model``
+    reads: config.json (the graph, and how it was compiled), metadata.json and
+    model.weights.h5 (the weights and the optimizer's state). See ``keras_archive.py``."""
+    config, variables = keras_config.model_to_keras(model)
+    if include_optimizer:
+        compile_config, optimizer_group = keras_compile.compile_to_keras(model)
+        if compile_config is not None:
+            config["compile_config"] = compile_config
+            variables["optimizer"] = optimizer_group
+    return write_keras_archive(path, config, variables)
+
+
+def _assign_keras_variables(model, model_entry, variables, source):
+    """Put every layer's arrays from ``model.weights.h5`` into ``model``; all counts and
+    shapes are checked before anything is assigned."""
+    assignments, problems = [], []
+    for group_path, layer_names in keras_config.weight_paths(model_entry):
+        layer = model
+        for name in layer_names:
+            layer = layer.get_layer(name)
+        parameters = list(layer.weights)
+        arrays = variables.get(group_path, VariableGroup(layer.name, [])).arrays
+        shapes = [tuple(parameter.shape) for parameter in parameters]
+        if [tuple(array.shape) for array in arrays] != shapes:
+            problems.append(f"layer '{'/'.join(layer_names)}' needs weights of shapes {shapes}, "
+                            f"'{group_path}/vars' holds {[tuple(array.shape) for array in arrays]}")
+        assignments.extend(zip(parameters, arrays))
+    if problems:
+        raise ValueError(f"'{source}': the weights do not fit the architecture: " + "; ".join(problems[:5]))
+    for parameter, array in assignments:
+        parameter.assign(array)
+
+
+def _compile_from_keras(model, compile_config, optimizer_group, source):
+    """``model.compile`` as the file records it, then the optimizer's saved state."""
+    try:
+        model.compile(**keras_compile.compile_arguments_from_keras(compile_config))
+    except (ValueError, TypeError, NotImplementedError) as error:
+        warnings.warn(f"'{source}': the model is loaded uncompiled ({error}); call model.compile(...) "
+                      f"yourself, or load with compile=False to silence this", stacklevel=3)
+        return
+    if optimizer_group is not None:
+        state = keras_compile.optimizer_state_from_keras(model.optimizer, optimizer_group, model.trainable_weights)
+        if state is None:
+            warnings.warn(f"'{source}': the optimizer's saved state does not fit the model's trainable "
+                          f"weights; the optimizer starts afresh", stacklevel=3)
+        else:
+            model.optimizer.set_state(state)
+
+
+def load_keras(path, custom_objects=None, compile=True):
+    """Rebuild a model from a ``.keras`` file written by Keras 3 (or by :func:`save_keras`).
+
+    Raises :class:`~minidl.models.keras_layers.UnsupportedKerasLayer` naming the file
+    and the first layer minidl does not have.
+    """
+    archive = read_keras_archive(path)
+    try:
+        minidl_entry = keras_config.model_from_keras(archive.config)
+    except keras_layers.UnsupportedKerasLayer as error:
+        raise keras_layers.UnsupportedKerasLayer(f"cannot load '{path}' into minidl: {error}") from None
+    model = serialization.model_from_config(minidl_entry, custom_objects=custom_objects)
+    _assign_keras_variables(model, archive.config, archive.variables, source=str(path))
+    compile_config = archive.config.get("compile_config")
+    if compile and compile_config:
+        _compile_from_keras(model, compile_config, archive.variables.get("optimizer"), str(path))
+    return model
+
+
+# ---------------------------------------------------------------------------
+# serving
+# ---------------------------------------------------------------------------
+EXPORT_FORMATS = ("onnx",)
+
+
 def export_model(model, path, format="tf_saved_model", verbose=True, **kwargs):
-    """Write ``model`` for serving outside minidl (``Model.export``)."""
-    raise NotImplementedError(f"Model.export(format={format!r}) is not implemented in minidl yet")
+    """Write ``model`` for serving outside minidl (``Model.export``).
+
+    ``format="onnx"`` writes an ONNX graph (:mod:`minidl.models.onnx_export`, needs
+    ``pip install -e '.[onnx]'``). Keras's other formats (``tf_saved_model``,
+    ``openvino``, ...) need TensorFlow or their own runtimes and are not available.
+    """
+    if format == "onnx":
+        from minidl.models import onnx_export   # imported on use: it imports the onnx package
+        return onnx_export.export_onnx(model, path, verbose=verbose, **kwargs)
+    raise NotImplementedError(f"Model.export(format={format!r}) is not available in minidl: it exports "
+                              f"{', '.join(repr(name) for name in EXPORT_FORMATS)} only")
