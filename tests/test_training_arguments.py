@@ -201,3 +201,19 @@ def test_the_logit_flag_is_restored_to_what_it_was(rng):
     output_layer.backward_from_logits = False
     model.compute_gradients(x, y)
     assert output_layer.backward_from_logits is False
+
+
+@pytest.mark.parametrize("method", ["save", "save_weights"])
+def test_overwrite_false_asks_before_replacing_a_file(rng, tmp_path, monkeypatch, capsys, method):
+    model = small_model(rng)
+    path = tmp_path / "model.h5"
+    path.write_bytes(b"keep me")
+    answers = iter(["maybe", "n"])
+    monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+    getattr(model, method)(str(path), overwrite=False)
+    assert path.read_bytes() == b"keep me"                       # asked twice, then told no
+    monkeypatch.setattr("builtins.input", lambda prompt: "y")
+    getattr(model, method)(str(path), overwrite=False)
+    assert path.read_bytes() != b"keep me" and "overwrite=True" in capsys.readouterr().out
+    monkeypatch.setattr("builtins.input", lambda prompt: pytest.fail("asked although overwrite=True"))
+    getattr(model, method)(str(path))

@@ -453,9 +453,14 @@ class TrainingMixin:
 
     # ------------------------------------------------------------------ files
     def save_weights(self, filepath, overwrite=True):
-        """Write the weights in minidl's HDF5 format (atomically)."""
+        """Write the weights in minidl's HDF5 format (atomically).
+
+        ``overwrite=False`` asks before replacing an existing file, as Keras 2 does.
+        """
         from minidl.models import saving
-        return saving.save_weights(self, filepath)
+        from minidl.utils.files import may_overwrite
+        if may_overwrite(filepath, overwrite):
+            saving.save_weights(self, filepath)
 
     def load_weights(self, filepath, by_name=False, skip_mismatch=False):
         """Load a minidl or Keras (legacy HDF5) weights file, by order or by name."""
@@ -463,9 +468,14 @@ class TrainingMixin:
         return saving.load_weights(self, filepath, by_name=by_name, skip_mismatch=skip_mismatch)
 
     def save(self, filepath, overwrite=True, include_optimizer=True):
-        """Write architecture, weights and optimizer state, so training can resume."""
+        """Write architecture, weights and optimizer state, so training can resume.
+
+        ``overwrite=False`` asks before replacing an existing file, as Keras 2 does.
+        """
         from minidl.models import saving
-        return saving.save_model(self, filepath, include_optimizer=include_optimizer)
+        from minidl.utils.files import may_overwrite
+        if may_overwrite(filepath, overwrite):
+            saving.save_model(self, filepath, include_optimizer=include_optimizer)
 
     def export(self, filepath, format="tf_saved_model", verbose=True, **kwargs):
         """Write the model for serving outside minidl (Keras 3's ``export``): ``format="onnx"``."""

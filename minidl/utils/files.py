@@ -92,3 +92,16 @@ def md5_of_file(path, chunk_size=1 << 20):
         for chunk in iter(lambda: stream.read(chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def may_overwrite(path, overwrite):
+    """Keras 2's rule before writing ``path``: with ``overwrite=False`` and the file there,
+    ask on the terminal (``y``/``n``, asked again until one of them) and return the answer."""
+    if overwrite or not os.path.exists(path):
+        return True
+    answer = ""
+    while answer not in ("y", "n"):
+        answer = input(f"[WARNING] {path} already exists - overwrite? [y/n]").strip().lower()
+    if answer == "y":
+        print("[TIP] Next time specify overwrite=True!")
+    return answer == "y"
