@@ -95,11 +95,18 @@ class Loss:
 
 
 class BinaryCrossentropy(Loss):
+    """``from_logits=True``: the model's outputs *are* the logits z (no sigmoid layer at the end)."""
+
     name = "binary_crossentropy"
-    logit_activation = "sigmoid"
 
     def __init__(self, from_logits=False):
-        self.from_logits = from_logits
+        self.from_logits = bool(from_logits)
+
+    @property
+    def logit_activation(self):
+        # With from_logits=True the outputs are already logits: a sigmoid output layer is then
+        # part of the model, and its pre-activation must not be used in its place (as in Keras).
+        return None if self.from_logits else "sigmoid"
 
     def per_sample(self, y_true, y_pred):
         if self.from_logits:

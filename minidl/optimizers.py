@@ -179,24 +179,45 @@ class Adam(Optimizer):
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
-        if amsgrad:
-            raise NotImplementedError("Adam: amsgrad=True is not implemented in minidl")
         self.beta_1 = float(beta_1)
         self.beta_2 = float(beta_2)
         self.epsilon = 1e-7 if epsilon is None else float(epsilon)
+        self.amsgrad = bool(amsgrad)
 
     def new_slots(self, parameter):
-        return {"m": np.zeros_like(parameter.value), "v": np.zeros_like(parameter.value)}
+        slots = {"m": np.zeros_like(parameter.value), "v": np.zeros_like(parameter.value)}
+        if self.amsgrad:
+            slots["vhat"] = np.zeros_like(parameter.value)     # the largest v seen so far
+        return slots
 
     def update(self, parameter, grad, slots, learning_rate):
         t = self.iterations + 1
         alpha = learning_rate * np.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+        if self.amsgrad:
+            self._amsgrad_update(parameter.value, grad, slots, alpha)
+            return
         kernels.adam_update(parameter.value, grad, slots["m"], slots["v"], self.beta_1, self.beta_2,
                             self.epsilon, alpha)
 
+    def _amsgrad_update(self, value, grad, slots, alpha):
+        """AMSGrad (Keras's ``amsgrad=True``): divide by the largest v so far, so a step never
+        grows because v shrank::
+
+            vhat = max(vhat, v)
+            p   -= alpha_t * m / (sqrt(vhat) + epsilon)
+        """
+        dtype = value.dtype.type
+        m, v, vhat = slots["m"], slots["v"], slots["vhat"]
+        m *= dtype(self.beta_1)
+        m += dtype(1 - self.beta_1) * grad
+        v *= dtype(self.beta_2)
+        v += dtype(1 - self.beta_2) * np.square(grad)
+        np.maximum(vhat, v, out=vhat)
+        value -= dtype(alpha) * m / (np.sqrt(vhat) + dtype(self.epsilon))
+
     def get_config(self):
         config = super().get_config()
-        config.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
+        config.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon, amsgrad=self.amsgrad)
         return config
 
 

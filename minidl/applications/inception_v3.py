@@ -345,8 +345,13 @@ def preprocess_input(x, data_format=None):
 
     This is what the ImageNet weights were trained with. The workshop does *not*
     use it (it feeds [0, 1] images, rescale=1/255); minidl does not insert it for you.
-    Integer arrays are converted to float32; float arrays keep their dtype.
+    Integer arrays are converted to float32; float arrays keep their dtype. ``data_format``
+    ('channels_last', 'channels_first' or None) changes nothing: the same scaling applies to
+    every channel (Keras checks the value, then ignores it too, for this network's mode 'tf').
+    Unlike Keras, minidl returns a new array and leaves a float input unchanged.
     """
+    if data_format not in (None, "channels_last", "channels_first"):
+        raise ValueError(f"preprocess_input: unknown data_format {data_format!r}")
     x = np.asarray(x)
     if x.dtype.kind != "f":
         x = x.astype(np.float32)

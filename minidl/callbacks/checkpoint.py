@@ -38,12 +38,22 @@ class ModelCheckpoint(Callback):
         self.save_best_only = save_best_only
         self.save_weights_only = save_weights_only
         self.period = int(period)
+        if save_freq != "epoch":
+            # Keras 2.3.1 has no save_freq; tf.keras 2.0-2.1 counts samples, 2.2+ batches.
+            raise NotImplementedError(f"ModelCheckpoint(save_freq={save_freq!r}) is not implemented in minidl: "
+                                      "it saves after epochs (save_freq='epoch'), every `period` epochs")
+        self.save_freq = save_freq
         self.is_better, self.best = improvement_test(monitor, mode)
+        self.epochs_since_last_save = 0
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        if (epoch + 1) % self.period:
+        # Keras counts the epochs of this run (so with initial_epoch=1 and period=2 it saves
+        # after the 2nd epoch run, epoch 3), not the epoch number.
+        self.epochs_since_last_save += 1
+        if self.epochs_since_last_save < self.period:
             return
+        self.epochs_since_last_save = 0
         path = self.filepath.format(epoch=epoch + 1, **logs)
         if self.save_best_only:
             current = logs.get(self.monitor)

@@ -52,7 +52,12 @@ def format_per_step(seconds):
 
 
 class Progbar:
-    """A progress bar for ``target`` steps."""
+    """A progress bar for ``target`` steps (``None``: unknown, shown as ``  7/Unknown``).
+
+    ``width`` is the bar's width in characters, ``interval`` the least time between two
+    redraws, ``stateful_metrics`` the names shown as given rather than averaged over the
+    steps, and ``stream`` where to write (``sys.stdout``).
+    """
 
     def __init__(self, target, width=30, verbose=1, interval=0.05, stateful_metrics=None, stream=None):
         self.target = target
@@ -92,21 +97,24 @@ class Progbar:
             line = self._bar(current, finalize, now) + self._values()
             self._write(line, finalize)
         elif self.verbose == 2 and finalize:
-            line = f"{current}/{self.target} - {now - self.start:.0f}s" + format_per_step(
+            count = f"{current}/{self.target}" if self.target is not None else f"{current}/Unknown"
+            line = f"{count} - {now - self.start:.0f}s" + format_per_step(
                 (now - self.start) / max(current, 1)) + self._values()
             self.stream.write(line + "\n")
             self.stream.flush()
         self.last_update = now
 
     def _bar(self, current, finalize, now):
+        elapsed = now - self.start
+        per_step = elapsed / current if current else 0.0
+        if self.target is None:                 # an unknown number of steps: no bar, no ETA
+            return f"{current:7d}/Unknown - {elapsed:.0f}s" + format_per_step(per_step)
         digits = len(str(self.target))
         bar = f"{current:{digits}d}/{self.target} ["
         filled = int(self.width * current / self.target) if self.target else 0
         if filled > 0:
             bar += "=" * (filled - 1) + (">" if current < self.target else "=")
         bar += "." * (self.width - filled) + "]"
-        elapsed = now - self.start
-        per_step = elapsed / current if current else 0.0
         if not finalize:
             return bar + " - ETA: " + format_duration(per_step * (self.target - current))
         return bar + f" - {elapsed:.0f}s" + format_per_step(per_step)

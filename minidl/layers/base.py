@@ -148,12 +148,22 @@ class Layer:
     """
 
     def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
-                 batch_input_shape=None, batch_size=None, **unknown):
+                 batch_input_shape=None, batch_size=None, input_dim=None, weights=None, **unknown):
+        """Keras 2's keyword arguments of every layer.
+
+        ``dtype`` is the dtype of the weights (float32 by default); a layer computes in the
+        dtype of its input. ``input_shape`` (or ``input_dim=n``, the same as
+        ``input_shape=(n,)``), ``batch_size`` and ``batch_input_shape`` give the first layer
+        of a ``Sequential`` its input. ``weights`` is a list of arrays given to
+        ``set_weights`` as soon as the layer is built.
+        """
         if unknown:
             raise TypeError(
                 f"{type(self).__name__}: unknown keyword argument(s) "
                 f"{', '.join(repr(k) for k in unknown)}"
             )
+        if input_dim is not None and input_shape is None:
+            input_shape = (input_dim,)              # Keras's alias: Dense(32, input_dim=784)
         if name is None:
             name = unique_name(to_snake_case(type(self).__name__))
         else:
@@ -173,6 +183,7 @@ class Layer:
             self._batch_input_shape = (batch_size,) + tuple(input_shape)
         else:
             self._batch_input_shape = None
+        self._initial_weights = None if weights is None else list(weights)
 
     # ------------------------------------------------------------------ weights
     @property
@@ -262,6 +273,9 @@ class Layer:
                 self._check_input_shape(input_shape)    # the rank, before build needs it
             self.build(input_shape)
             self.built = True
+            if self._initial_weights is not None:       # Keras's weights=[...] argument
+                self.set_weights(self._initial_weights)
+                self._initial_weights = None
         if single:
             self._check_input_shape(input_shape)        # the channels, which build fixed
 

@@ -54,8 +54,13 @@ def normalize_padding(padding, owner):
 
 
 def check_data_format(data_format, owner):
+    """None and 'channels_last' (NHWC) work; 'channels_first' (NCHW) is Keras's but not minidl's."""
+    if data_format == "channels_first":
+        raise NotImplementedError(f"{owner}(data_format='channels_first') is not implemented in minidl: "
+                                  "minidl works on NHWC arrays (data_format='channels_last' or None)")
     if data_format not in (None, "channels_last"):
-        raise ValueError(f"{owner}: minidl uses NHWC arrays; data_format must be 'channels_last' or None, got {data_format!r}")
+        raise ValueError(f"{owner}: data_format must be 'channels_last', 'channels_first' or None, "
+                         f"got {data_format!r}")
 
 
 class Conv2D(ActivationMixin, Layer):
@@ -70,9 +75,9 @@ class Conv2D(ActivationMixin, Layer):
         self.kernel_size = normalize_tuple(kernel_size, 2, "kernel_size", owner)
         self.strides = normalize_tuple(strides, 2, "strides", owner)
         self.padding = normalize_padding(padding, owner)
-        check_data_format(data_format, owner)
+        check_data_format(data_format, "Conv2D")
         if normalize_tuple(dilation_rate, 2, "dilation_rate", owner) != (1, 1):
-            raise NotImplementedError(f"{owner}: dilation_rate other than 1 is not implemented")
+            raise NotImplementedError(f"Conv2D(dilation_rate={dilation_rate!r}) is not implemented in minidl")
         self._set_activation(activation)
         self.use_bias = bool(use_bias)
         self._kernel_initializer_name = kernel_initializer

@@ -28,7 +28,7 @@ class GlobalPooling2D(Layer):
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
-        check_data_format(data_format, f"{type(self).__name__} '{self.name}'")
+        check_data_format(data_format, type(self).__name__)
         self.keepdims = bool(keepdims)
         self.input_spec = InputSpec(ndim=4)
 

@@ -54,11 +54,11 @@ class BatchNormalization(Layer):
         self.input_spec = InputSpec(min_ndim=2)
 
     def build(self, input_shape):
-        axis = self.axis if isinstance(self.axis, int) else self.axis[0]
-        if axis % len(input_shape) != len(input_shape) - 1:
+        axes = [self.axis] if isinstance(self.axis, (int, np.integer)) else list(self.axis)
+        if len(axes) != 1 or axes[0] % len(input_shape) != len(input_shape) - 1:
             raise NotImplementedError(
-                f"BatchNormalization '{self.name}': minidl normalizes the last (channel) axis only; "
-                f"got axis={self.axis} for input shape {tuple(input_shape)}")
+                f"BatchNormalization(axis={self.axis!r}) is not implemented in minidl for input shape "
+                f"{tuple(input_shape)}: minidl normalizes over the last (channel) axis only")
         channels = input_shape[-1]
         self.input_spec = InputSpec(min_ndim=2, axes={-1: channels})
         self.gamma = self.add_weight("gamma", (channels,), self._initializers["gamma"]) if self.scale else None

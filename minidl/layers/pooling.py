@@ -37,7 +37,7 @@ class _Pooling2D(Layer):
         self.pool_size = normalize_tuple(pool_size, 2, "pool_size", owner)
         self.strides = self.pool_size if strides is None else normalize_tuple(strides, 2, "strides", owner)
         self.padding = normalize_padding(padding, owner)
-        check_data_format(data_format, owner)
+        check_data_format(data_format, type(self).__name__)
         self.input_spec = InputSpec(ndim=4)
 
     def compute_output_shape(self, input_shape):

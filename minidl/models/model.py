@@ -43,6 +43,15 @@ class Model(TrainingMixin, Layer):
     """A functional model: ``Model(inputs=..., outputs=...)``."""
 
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
+        # A model's input comes from its Input tensors, its weights from its layers: the
+        # layer arguments that would set them mean nothing here (tf.keras rejects them too).
+        for argument in ("input_shape", "batch_input_shape", "batch_size", "input_dim", "weights"):
+            if argument in kwargs:
+                raise TypeError(f"{type(self).__name__}: unknown keyword argument '{argument}' (give the "
+                                f"model's input shape to Input(shape=...) or to its first layer)")
+        if kwargs.get("dtype") not in (None, "float32"):
+            raise NotImplementedError(f"{type(self).__name__}(dtype={kwargs['dtype']!r}) is not implemented in "
+                                      "minidl: a model computes in the dtype of its layers' weights and inputs")
         super().__init__(name=name, trainable=trainable, **kwargs)
         self._graph_ready = False
         self._init_training_state()
@@ -87,8 +96,10 @@ class Model(TrainingMixin, Layer):
         return list(self._layers)
 
     def get_layer(self, name=None, index=None):
-        """A layer by name or by position in ``model.layers``."""
+        """A layer by name or by position in ``model.layers`` (the index wins if both are given)."""
         layers = self.layers
+        if name is None and index is None:
+            raise ValueError(f"Model '{self.name}'.get_layer() needs a layer name or an index")
         if index is not None:
             if not -len(layers) <= index < len(layers):
                 raise ValueError(f"Model '{self.name}' has {len(layers)} layers; index {index} is out of range")
@@ -277,10 +288,22 @@ class Model(TrainingMixin, Layer):
                 parameter.grad = sums[key]
 
     # ------------------------------------------------------------------ display
-    def summary(self, line_length=98, print_fn=print):
-        """Print Keras's table: layer, output shape, parameters, inputs."""
+    def summary(self, line_length=None, positions=None, print_fn=None):
+        """Print Keras's table: layer, output shape, parameters, inputs.
+
+        As in Keras: ``line_length`` is the width of a line (98 by default), ``positions``
+        where each of the four columns ends -- fractions of the line (the default
+        ``[0.33, 0.55, 0.67, 1.0]``) or character counts -- and ``print_fn`` the function that
+        prints each line (``print`` by default).
+        """
         self._require_graph()
-        widths = [int(line_length * f) for f in (0.33, 0.55, 0.67, 1.0)]
+        line_length = line_length or 98
+        positions = positions or [0.33, 0.55, 0.67, 1.0]
+        print_fn = print_fn or print
+        if positions[-1] <= 1:
+            widths = [int(line_length * p) for p in positions]
+        else:
+            widths = [int(p) for p in positions]
         header = ["Layer (type)", "Output Shape", "Param #", "Connected to"]
 
         def row(fields):

@@ -83,8 +83,8 @@ def apply_affine_transform(x, theta=0, tx=0, ty=0, shear=0, zx=1, zy=1,
     """
     if order != 1:
         raise NotImplementedError(
-            f"apply_affine_transform: only interpolation order 1 (bilinear) is implemented, "
-            f"got order={order}")
+            f"apply_affine_transform(order={order!r}) is not implemented in minidl: only order=1 "
+            "(bilinear, the default) is")
     transform_matrix = affine_matrix(theta, tx, ty, shear, zx, zy)
     if transform_matrix is None:
         return x

@@ -83,6 +83,8 @@ class DirectoryIterator(Iterator):
                  interpolation="nearest", dtype="float32", on_error="raise",
                  sixteen_bit="clip"):
         directory = os.fspath(directory)
+        dtype = dtype or "float32"                          # Keras 2: None = floatx()
+        data_format = data_format or "channels_last"        # Keras 2: None = image_data_format()
         if target_size is None:  # a batch needs one common size
             raise ValueError("flow_from_directory: target_size must be two positive integers "
                              "(height, width), got None")

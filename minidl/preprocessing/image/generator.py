@@ -68,10 +68,10 @@ class ImageDataGenerator:
         horizontal_flip, vertical_flip: bools (p = 0.5 each).
         rescale: None/0 or a factor applied after the augmentation.
         preprocessing_function: called on each image (rank 3) before rescale.
-        data_format: 'channels_last' (default) or 'channels_first'.
+        data_format: 'channels_last' (default; None means the same) or 'channels_first'.
         validation_split: fraction in (0, 1) held out for ``subset='validation'``.
         interpolation_order: 1 (bilinear; the only order implemented).
-        dtype: 'float32'.
+        dtype: 'float32' (default; None means the same).
     """
 
     def __init__(self, featurewise_center=False, samplewise_center=False,
@@ -102,11 +102,13 @@ class ImageDataGenerator:
         self.vertical_flip = vertical_flip
         self.rescale = rescale
         self.preprocessing_function = preprocessing_function
-        self.dtype = dtype
+        self.dtype = "float32" if dtype is None else dtype            # Keras 2: None = floatx()
         if interpolation_order != 1:
-            raise NotImplementedError("ImageDataGenerator: only interpolation_order=1 "
-                                      f"(bilinear) is implemented, got {interpolation_order}")
+            raise NotImplementedError(f"ImageDataGenerator(interpolation_order={interpolation_order!r}) is not "
+                                      "implemented in minidl: only 1 (bilinear, the default) is")
         self.interpolation_order = interpolation_order
+        if data_format is None:                                        # Keras 2: image_data_format()
+            data_format = "channels_last"
         if data_format not in ("channels_last", "channels_first"):
             raise ValueError("ImageDataGenerator: data_format must be 'channels_last' or "
                              f"'channels_first', got {data_format!r}")

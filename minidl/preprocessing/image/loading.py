@@ -149,8 +149,14 @@ def load_img(path, grayscale=False, color_mode="rgb", target_size=None,
     return img
 
 
+def _defaults(data_format, dtype):
+    """Keras 2's None defaults: ``image_data_format()`` and ``floatx()``."""
+    return data_format or "channels_last", dtype or "float32"
+
+
 def img_to_array(img, data_format="channels_last", dtype="float32"):
     """PIL image -> array (H, W, C) of ``dtype``, values unchanged (0..255 for 8-bit)."""
+    data_format, dtype = _defaults(data_format, dtype)
     if data_format not in ("channels_first", "channels_last"):
         raise ValueError(f"img_to_array: unknown data_format {data_format!r}")
     x = np.asarray(img, dtype=dtype)
@@ -170,6 +176,7 @@ def array_to_img(x, data_format="channels_last", scale=True, dtype="float32"):
     With ``scale=True`` (Keras default) the array is shifted up if it has
     negative values, then divided by its maximum and multiplied by 255.
     """
+    data_format, dtype = _defaults(data_format, dtype)
     x = np.asarray(x, dtype=dtype)
     if x.ndim != 3:
         raise ValueError("array_to_img: expected image array to have rank 3 (single image), "

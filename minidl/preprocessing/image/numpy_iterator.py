@@ -23,7 +23,8 @@ class NumpyArrayIterator(Iterator):
     def __init__(self, x, y, image_data_generator, batch_size=32, shuffle=False,
                  sample_weight=None, seed=None, data_format="channels_last", save_to_dir=None,
                  save_prefix="", save_format="png", subset=None, dtype="float32"):
-        self.dtype = dtype
+        self.dtype = dtype or "float32"                     # Keras 2: None = floatx()
+        data_format = data_format or "channels_last"        # Keras 2: None = image_data_format()
         x = np.asarray(x, dtype=self.dtype)
         if x.ndim != 4:
             raise ValueError("flow: input data x should have rank 4 (N, H, W, C), got array "
