@@ -11,6 +11,7 @@ Usage (make the "before" tree with ``git worktree add /tmp/minidl_before <commit
 
     python benchmarks/paired_versions.py /tmp/minidl_before . --phase train --rounds 12
     python benchmarks/paired_versions.py /tmp/minidl_before . --phase predict --rounds 20
+    python benchmarks/paired_versions.py /tmp/minidl_before . --phase top2 --rounds 12
     python benchmarks/paired_versions.py . . --env-b MINIDL_WINOGRAD=0     # a setting, same tree
 
 Output: both medians, the median ratio B/A (> 1: A is faster) and in how many rounds A was
@@ -29,7 +30,7 @@ _WORKER = """
 import json, sys, time
 sys.path.insert(0, {benchmarks!r})
 from bench_step import build_workshop_model, workshop_batch
-model = build_workshop_model()
+model = build_workshop_model(phase="train" if {phase!r} == "predict" else {phase!r})
 x, y = workshop_batch()
 call = (lambda: model.predict_on_batch(x)) if {phase!r} == "predict" else (lambda: model.train_on_batch(x, y))
 for _ in range(2):                  # warm-up: JIT load, first allocations, Adam's slots
@@ -69,7 +70,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("a", help="source tree A (e.g. the 'before' worktree)")
     parser.add_argument("b", help="source tree B (e.g. '.')")
-    parser.add_argument("--phase", choices=("predict", "train"), default="train")
+    parser.add_argument("--phase", choices=("predict", "train", "frozen", "top2"), default="train",
+                        help="train: full fine-tune (Adam); frozen: base frozen; top2: the top two "
+                             "Inception blocks and the head, SGD with momentum (bench_step.py's phases)")
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--env-a", nargs="*", default=[], help="NAME=value settings for A's worker")
     parser.add_argument("--env-b", nargs="*", default=[], help="NAME=value settings for B's worker")

@@ -156,17 +156,13 @@ class SGD(Optimizer):
         return {"velocity": np.zeros_like(parameter.value)} if self.momentum else {}
 
     def update(self, parameter, grad, slots, learning_rate):
-        lr = parameter.value.dtype.type(learning_rate)
         if not self.momentum:
-            parameter.value -= lr * grad
+            parameter.value -= parameter.value.dtype.type(learning_rate) * grad     # value -= lr * g
             return
-        velocity = slots["velocity"]
-        velocity *= parameter.value.dtype.type(self.momentum)
-        velocity -= lr * grad
-        if self.nesterov:
-            parameter.value += parameter.value.dtype.type(self.momentum) * velocity - lr * grad
-        else:
-            parameter.value += velocity
+        # velocity = momentum * velocity - lr * g;  value += velocity
+        # (Nesterov: value += momentum * velocity - lr * g) -- kernels/reference/sgd.py
+        kernels.sgd_momentum_update(parameter.value, grad, slots["velocity"], self.momentum, learning_rate,
+                                    self.nesterov)
 
     def get_config(self):
         config = super().get_config()

@@ -13,7 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from minidl.kernels.fast import adam_numba, batchnorm_numba, compiled, conv_numba, pooling_numba, relu_numba
+from minidl.kernels.fast import (adam_numba, batchnorm_numba, compiled, conv_numba, pooling_numba, relu_numba,
+                                 sgd_numba)
 from minidl.kernels.fast.compiled import TwoBuilds
 
 RNG = np.random.default_rng(0)
@@ -33,6 +34,10 @@ def _arrays(dtype):
         "relu backward": (relu_numba._relu_backward_kernel, (flat, flat * 0.5, np.empty_like(flat))),
         "adam": (adam_numba._adam_kernel, (flat.copy(), flat * 0.1, flat * 0.01, np.abs(flat) * 0.02,
                                            *(dtype(v) for v in (0.9, 0.999, 0.1, 0.001, 1e-7, 1e-3)))),
+        "sgd momentum": (sgd_numba._sgd_momentum_kernel, (flat.copy(), flat * 0.1, flat * 0.01, dtype(0.9),
+                                                          dtype(1e-3), False)),
+        "sgd nesterov": (sgd_numba._sgd_momentum_kernel, (flat.copy(), flat * 0.1, flat * 0.01, dtype(0.9),
+                                                          dtype(1e-3), True)),
         "bn statistics": (batchnorm_numba._mean_and_variance, (rows,)),
         "bn scale and shift": (batchnorm_numba._scale_and_shift,
                                (rows, channel(), channel(), channel(), True, np.empty_like(rows))),

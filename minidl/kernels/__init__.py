@@ -28,6 +28,8 @@ batchnorm_inference(x, moving_mean, moving_variance,    y
 relu_forward(z) / relu_backward(grad_a, a)              a / grad_z
 adam_update(value, grad, m, v, beta_1, beta_2,          None: updates value, m, v in place
             epsilon, alpha)
+sgd_momentum_update(value, grad, velocity, momentum,    None: updates value, velocity in place
+                    learning_rate, nesterov)
 affine_warp(image, matrix, offset, fill_mode, cval)     the warped (H, W, C) image
 ======================================================  =========================================
 
@@ -57,12 +59,12 @@ from minidl.kernels.geometry import conv_geometry, output_size_and_padding, padd
 from minidl.kernels.reference import (adam_update, affine_warp, avg_pool_backward, avg_pool_forward,  # noqa: F401
                                       batchnorm_backward, batchnorm_inference, batchnorm_train_forward,
                                       col2im, conv2d_backward, conv2d_forward, im2col, max_pool_backward,
-                                      max_pool_forward, relu_backward, relu_forward)
+                                      max_pool_forward, relu_backward, relu_forward, sgd_momentum_update)
 
 OPERATIONS = ("conv2d_forward", "conv2d_backward", "im2col", "col2im", "max_pool_forward",
               "max_pool_backward", "avg_pool_forward", "avg_pool_backward", "batchnorm_train_forward",
               "batchnorm_backward", "batchnorm_inference", "relu_forward", "relu_backward",
-              "adam_update", "affine_warp")
+              "adam_update", "sgd_momentum_update", "affine_warp")
 
 
 def _point_operations_at(backend):

@@ -31,6 +31,7 @@ from minidl.kernels.fast.conv_numba import col2im, im2col  # noqa: E402
 from minidl.kernels.fast.pooling_numba import (avg_pool_backward, avg_pool_forward,  # noqa: E402
                                                max_pool_backward, max_pool_forward)
 from minidl.kernels.fast.relu_numba import relu_backward, relu_forward  # noqa: E402
+from minidl.kernels.fast.sgd_numba import sgd_momentum_update  # noqa: E402
 from minidl.kernels.fast.warp_numba import affine_warp  # noqa: E402
 
 NAME = "numba"
