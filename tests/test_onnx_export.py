@@ -8,7 +8,9 @@ inside), Flatten of an NCHW tensor (Keras flattens h, w, c), softmax over channe
 The tests need ``onnx`` and ``onnxruntime`` (``pip install -e '.[onnx]'``) and skip
 without them.
 """
+import re
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -212,3 +214,18 @@ def test_without_the_onnx_package_the_error_says_how_to_install_it(tmp_path, mon
     model = Model(inputs, Dense(2)(inputs))
     with pytest.raises(ImportError, match=r"pip install -e '\.\[onnx\]'"):
         model.export(tmp_path / "model.onnx", format="onnx")
+
+
+@pytest.mark.slow
+def test_the_export_example_saves_both_files_and_agrees(onnxruntime, tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    import export_model
+    from workshop_data import make_tiny_workshop_data
+    data = make_tiny_workshop_data(tmp_path / "data")
+    assert export_model.main(["--data", str(data), "--image-size", "75", "--steps", "1",
+                              "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert (tmp_path / "out" / "model.keras").exists() and (tmp_path / "out" / "model.onnx").exists()
+    minidl_score = float(re.search(r"minidl\s+([0-9.]+)", printed).group(1))
+    onnx_score = float(re.search(r"onnxruntime\s+([0-9.]+)", printed).group(1))
+    assert onnx_score == pytest.approx(minidl_score, rel=1e-4, abs=1e-6)
