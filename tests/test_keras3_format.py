@@ -299,3 +299,19 @@ def test_a_file_that_is_not_a_keras_archive_says_so(tmp_path):
         archive.writestr("config.json", "{}")
     with pytest.raises(OSError, match=r"broken\.keras.*no model\.weights\.h5"):
         load_model(path)
+
+
+def test_a_custom_layer_loads_through_custom_objects(tmp_path, keras_outputs):
+    class ReluFromKeras(Activation):
+        @classmethod
+        def from_config(cls, config):                  # receives Keras's config of the layer
+            return cls("relu", name=config["name"])
+
+    def rename(config):
+        config["config"]["layers"][3]["class_name"] = "ReluFromKeras"
+    path = _rewrite(KERAS_FILE, tmp_path / "custom.keras", rename)
+    with pytest.raises(UnsupportedKerasLayer, match=r"'stem_relu' \(ReluFromKeras\)"):
+        load_model(path)
+    model = load_model(path, custom_objects={"ReluFromKeras": ReluFromKeras})
+    assert type(model.get_layer("stem_relu")) is ReluFromKeras
+    np.testing.assert_allclose(model.predict(keras_outputs["inputs"]), keras_outputs["outputs"], rtol=1e-5, atol=1e-6)

@@ -108,8 +108,10 @@ def compile_to_keras(model):
                       f"counterpart of minidl's {type(optimizer).__name__}", stacklevel=3)
         return None, None
     arguments = getattr(model, "_compile_args", None) or {}
+    metrics = [metric if isinstance(metric, str) else getattr(metric, "name", type(metric).__name__)
+               for metric in arguments.get("metrics") or []]
     compile_config = {"optimizer": optimizer_to_keras(optimizer), "loss": _loss_to_keras(arguments.get("loss")),
-                      "loss_weights": None, "metrics": arguments.get("metrics") or None,
+                      "loss_weights": None, "metrics": metrics or None,
                       "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1,
                       "jit_compile": False}
     arrays = [np.asarray(optimizer.iterations, dtype=np.int64)]

@@ -217,11 +217,11 @@ def _schedule_calls(layer_entries, where):
     return nodes
 
 
-def _functional_from_keras(config, where):
+def _functional_from_keras(config, where, custom_objects):
     where = f"{where} '{config.get('name')}'"
     layer_entries = [dict(entry, name=entry.get("name", entry["config"].get("name")))
                      for entry in config["layers"]]
-    layers = [layer_from_keras(entry, where) for entry in layer_entries]
+    layers = [layer_from_keras(entry, where, custom_objects) for entry in layer_entries]
     single_input, single_output = _is_history(config["input_layers"]), _is_history(config["output_layers"])
     inputs = [config["input_layers"]] if single_input else config["input_layers"]
     outputs = [config["output_layers"]] if single_output else config["output_layers"]
@@ -231,28 +231,28 @@ def _functional_from_keras(config, where):
             "single_input": single_input, "single_output": single_output}
 
 
-def _sequential_from_keras(config, where):
+def _sequential_from_keras(config, where, custom_objects):
     where = f"{where} '{config.get('name')}'"
     entries = list(config["layers"])
     batch_shape = config.get("build_input_shape")
     if entries and entries[0]["class_name"] == "InputLayer":
         batch_shape = keras_layers.from_keras(entries.pop(0), where)["config"]["batch_input_shape"]
     return {"name": config.get("name"), "trainable": config.get("trainable", True),
-            "layers": [layer_from_keras(entry, where) for entry in entries],
+            "layers": [layer_from_keras(entry, where, custom_objects) for entry in entries],
             "batch_input_shape": batch_shape}
 
 
-def layer_from_keras(entry, where="the model"):
+def layer_from_keras(entry, where="the model", custom_objects=None):
     """minidl's ``{"class_name", "config"}`` for a Keras 3 layer or model entry."""
     class_name = entry.get("class_name")
     if class_name in ("Functional", "Model"):
-        return {"class_name": "Model", "config": _functional_from_keras(entry["config"], where)}
+        return {"class_name": "Model", "config": _functional_from_keras(entry["config"], where, custom_objects)}
     if class_name == "Sequential":
-        return {"class_name": "Sequential", "config": _sequential_from_keras(entry["config"], where)}
-    return keras_layers.from_keras(entry, where)
+        return {"class_name": "Sequential", "config": _sequential_from_keras(entry["config"], where, custom_objects)}
+    return keras_layers.from_keras(entry, where, custom_objects)
 
 
-def model_from_keras(entry):
+def model_from_keras(entry, custom_objects=None):
     """minidl's config of the model a Keras 3 ``config.json`` describes.
 
     Raises :class:`~minidl.models.keras_layers.UnsupportedKerasLayer` naming the first
@@ -262,7 +262,7 @@ def model_from_keras(entry):
         raise keras_layers.UnsupportedKerasLayer(
             f"the file holds a {entry.get('class_name')!r} (registered as {entry.get('registered_name')!r}), "
             f"not a functional or Sequential model: a subclassed Keras model has no config minidl can rebuild")
-    return layer_from_keras(entry)
+    return layer_from_keras(entry, custom_objects=custom_objects)
 
 
 def weight_paths(entry):

@@ -154,9 +154,15 @@ def _check_keras_only_arguments(class_name, config, where):
         raise UnsupportedKerasLayer(f"{where} has {key}={value!r}; minidl supports only {expected!r}")
 
 
-def from_keras(entry, where="layer"):
-    """minidl's ``{"class_name", "config"}`` for one Keras 3 layer entry (not a model)."""
+def from_keras(entry, where="layer", custom_objects=None):
+    """minidl's ``{"class_name", "config"}`` for one Keras 3 layer entry (not a model).
+
+    A class named in ``custom_objects`` passes through unchanged: its ``from_config``
+    receives Keras's config.
+    """
     class_name, config = entry["class_name"], dict(entry.get("config", {}))
+    if custom_objects and class_name in custom_objects:
+        return {"class_name": class_name, "config": config}
     name = config.get("name")
     where = f"{where} '{name}' ({class_name})"
     if class_name == "InputLayer":

@@ -290,7 +290,7 @@ def load_keras(path, custom_objects=None, compile=True):
     """
     archive = read_keras_archive(path)
     try:
-        minidl_entry = keras_config.model_from_keras(archive.config)
+        minidl_entry = keras_config.model_from_keras(archive.config, custom_objects=custom_objects)
     except keras_layers.UnsupportedKerasLayer as error:
         raise keras_layers.UnsupportedKerasLayer(f"cannot load '{path}' into minidl: {error}") from None
     model = serialization.model_from_config(minidl_entry, custom_objects=custom_objects)
