@@ -43,7 +43,8 @@ def parse_args(argv=None):
     parser.add_argument("--weights", default="none",
                         help="InceptionV3's starting weights when training: 'none' (default) or 'imagenet'")
     parser.add_argument("--image-size", type=int, help="height = width when training (default 299, 107 with --quick)")
-    parser.add_argument("--steps", type=int, help="training steps of 5 images (default 13: one epoch; 2 with --quick)")
+    parser.add_argument("--steps", type=int,
+                        help="training steps of 5 images (default 13: one epoch; 2 with --quick)")
     parser.add_argument("--quick", action="store_true", help="107x107 images, 2 training steps")
     parser.add_argument("--out", help="output folder (default runs/export-<timestamp>)")
     parser.add_argument("--seed", type=int, default=1)

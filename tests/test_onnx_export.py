@@ -138,7 +138,8 @@ def he_initialized(model, seed=0):
     for layer in model.walk_layers():
         if isinstance(layer, (Conv2D, Dense)):
             kernel = layer.kernel.value
-            layer.kernel.value = rng.normal(0, np.sqrt(2 / np.prod(kernel.shape[:-1])), kernel.shape).astype("float32")
+            standard_deviation = np.sqrt(2 / np.prod(kernel.shape[:-1]))          # He: 2 / fan_in
+            layer.kernel.value = rng.normal(0, standard_deviation, kernel.shape).astype("float32")
         if isinstance(layer, BatchNormalization) and layer.beta is not None:
             layer.beta.value = rng.normal(0, 0.2, layer.beta.value.shape).astype("float32")
     return model
