@@ -175,19 +175,14 @@ def t(tmp_path, monkeypatch, capsys, request):
 
 
 # =============================================================================================
-# known differences in files the audit does not own (§10.9)
+# differences found by the audit in files it did not own, since fixed (§10.9)
 # =============================================================================================
-@pytest.mark.xfail(strict=True, reason="minidl/models/training.py: History runs before the user's callbacks, "
-                                        "so what they add to the logs (LearningRateScheduler's lr) is not recorded; "
-                                        "Keras 2 runs History last")
 def test_history_records_what_callbacks_add_to_the_logs():
     history = compiled_model().fit(X, Y, epochs=2, verbose=0,
                                    callbacks=[LearningRateScheduler(lambda epoch, rate: rate / 10)])
     assert history.history["lr"] == pytest.approx([0.01, 0.001])
 
 
-@pytest.mark.xfail(strict=True, reason="minidl/utils/prefetch.py: passes= applies to a Sequence only and is "
-                                        "ignored for a generator; accepted but not done, it should raise")
 def test_prefetch_passes_with_a_generator_is_refused():
     with pytest.raises((ValueError, NotImplementedError), match="passes"):
         image.prefetch(endless_batches(), passes=1).close()

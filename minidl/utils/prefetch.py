@@ -31,7 +31,6 @@ Example::
 import queue
 import random
 import threading
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
 
@@ -60,10 +59,15 @@ class PrefetchIterator:
             raise ValueError("prefetch: max_queue_size must be a positive integer, "
                              f"got {max_queue_size!r}")
         if use_multiprocessing:
-            warnings.warn("prefetch: use_multiprocessing=True is not supported; using "
-                          f"{workers} thread(s) (Pillow, Numba and NumPy release the GIL)")
-        if not _is_sequence(source) and not hasattr(source, "__next__"):
-            source = iter(source)
+            raise NotImplementedError("prefetch(use_multiprocessing=True) is not implemented in minidl: it "
+                                      "reads batches in threads (Pillow, Numba and NumPy release the GIL)")
+        if not _is_sequence(source):
+            for name, value, default in (("shuffle", shuffle, False), ("passes", passes, None)):
+                if value != default:
+                    raise ValueError(f"prefetch({name}={value!r}) needs a Sequence (len() and [i]); a "
+                                     f"generator is read as it comes, once")
+            if not hasattr(source, "__next__"):
+                source = iter(source)
         self.source = source
         self.workers = workers
         self.shuffle = shuffle
@@ -221,10 +225,12 @@ def prefetch(source, max_queue_size=10, workers=1, shuffle=False, passes=None,
             iterator/generator.
         max_queue_size: batches kept ready ahead of the consumer (Keras default 10).
         workers: number of threads fetching batches (Keras default 1).
-        shuffle: Sequence only -- shuffle the batch order of every pass with
-            ``random.shuffle``, as Keras's training enqueuer does.
-        passes: Sequence only -- stop after this many passes (None: forever).
-        use_multiprocessing: accepted for Keras compatibility; threads are used.
+        shuffle: Sequence only (an error for a generator) -- shuffle the batch order of
+            every pass with ``random.shuffle``, as Keras's training enqueuer does.
+        passes: Sequence only (an error for a generator) -- stop after this many passes
+            (None: forever).
+        use_multiprocessing: False (Keras's default); True raises NotImplementedError:
+            minidl reads batches in threads.
 
     Returns:
         A :class:`PrefetchIterator`; use it as a context manager or call ``close()``.

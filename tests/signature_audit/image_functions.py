@@ -139,9 +139,7 @@ def _(t):
     assert sorted(order[:8]) == list(range(8)) != order[:8] and len(delivered) == 16
 
 
-@check("prefetch", "use_multiprocessing",
-       xfail="minidl/utils/prefetch.py: use_multiprocessing=True warns and uses threads; "
-             "accepted but not done, it should raise NotImplementedError")
+@check("prefetch", "use_multiprocessing")
 def _(t):
     with not_implemented("prefetch", "use_multiprocessing", True):
         image.prefetch(Batches(), use_multiprocessing=True).close()
