@@ -26,7 +26,7 @@ import minidl
 from minidl import activations, applications, callbacks, layers, losses, metrics, models, optimizers
 from minidl import weights as weight_files
 from minidl.applications import inception_v3
-from minidl.callbacks import LearningRateScheduler
+from minidl.callbacks import Callback, LearningRateScheduler
 from minidl.layers import Layer
 from minidl.models import Model, Sequential, saving
 from minidl.preprocessing import image
@@ -175,12 +175,26 @@ def t(tmp_path, monkeypatch, capsys, request):
 
 
 # =============================================================================================
-# differences found by the audit in files it did not own, since fixed (§10.9)
+# differences found by the audit in files it does not own (§10.9): xfail until fixed
 # =============================================================================================
 def test_history_records_what_callbacks_add_to_the_logs():
     history = compiled_model().fit(X, Y, epochs=2, verbose=0,
                                    callbacks=[LearningRateScheduler(lambda epoch, rate: rate / 10)])
     assert history.history["lr"] == pytest.approx([0.01, 0.001])
+
+
+@pytest.mark.xfail(strict=True, reason="minidl/models/training.py: the progress bar runs after the user's "
+                                        "callbacks (Keras 3's order); Keras 2.3.1 and tf.keras 2.x run it first, so the "
+                                        "epoch's line comes before what callbacks print and shows none of what they "
+                                        "add to the logs")
+def test_the_progress_bar_runs_before_the_users_callbacks(capsys):
+    class Announce(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            print("checkpoint saved")
+
+    compiled_model().fit(X, Y, verbose=1, callbacks=[LearningRateScheduler(lambda epoch: 0.5), Announce()])
+    out = capsys.readouterr().out
+    assert out.index(" - loss: ") < out.index("checkpoint saved") and " - lr: " not in out
 
 
 def test_prefetch_passes_with_a_generator_is_refused():

@@ -1,10 +1,12 @@
 """Checks of load_img, img_to_array, array_to_img, save_img, the affine helpers, prefetch."""
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from minidl.preprocessing import image
-from signature_audit import Batches, PICTURES, RNG, X, check, not_implemented, write_png
+from signature_audit import Batches, PICTURES, RNG, X, check, endless_batches, not_implemented, write_png
 
 
 @check("load_img", "path")
@@ -137,6 +139,9 @@ def _(t):
             next(stream)
     order = [i for i, _ in batches.reads]
     assert sorted(order[:8]) == list(range(8)) != order[:8] and len(delivered) == 16
+    for argument in ({"shuffle": True}, {"passes": 1}):            # a generator is read once, as it comes
+        with pytest.raises(ValueError, match=re.escape(f"prefetch({next(iter(argument))}=")):
+            image.prefetch(endless_batches(), **argument)
 
 
 @check("prefetch", "use_multiprocessing")
