@@ -20,6 +20,7 @@ import re
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import minidl
@@ -29,6 +30,7 @@ from minidl.applications import inception_v3
 from minidl.callbacks import Callback, LearningRateScheduler
 from minidl.layers import Layer
 from minidl.models import Model, Sequential, saving
+from minidl.optimizers import Adam
 from minidl.preprocessing import image
 from minidl.preprocessing.image import ImageDataGenerator
 
@@ -195,6 +197,19 @@ def test_the_progress_bar_runs_before_the_users_callbacks(capsys):
     compiled_model().fit(X, Y, verbose=1, callbacks=[LearningRateScheduler(lambda epoch: 0.5), Announce()])
     out = capsys.readouterr().out
     assert out.index(" - loss: ") < out.index("checkpoint saved") and " - lr: " not in out
+
+
+@pytest.mark.xfail(strict=True, reason="minidl/models/keras_compile.py (issue 16): a .keras file records "
+                                        "Adam's amsgrad as False and drops its vhat slots, so amsgrad=True is lost "
+                                        "on the way (minidl's own .h5 file keeps it)")
+def test_adam_amsgrad_survives_a_keras_file(tmp_path):
+    model = compiled_model()
+    model.compile(Adam(0.1, amsgrad=True), "binary_crossentropy")
+    model.train_on_batch(X, Y)
+    model.save(tmp_path / "m.keras")
+    loaded = models.load_model(tmp_path / "m.keras")
+    assert loaded.optimizer.amsgrad is True
+    np.testing.assert_allclose(loaded.train_on_batch(X, Y), model.train_on_batch(X, Y), rtol=1e-6)
 
 
 def test_prefetch_passes_with_a_generator_is_refused():
