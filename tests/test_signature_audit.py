@@ -177,7 +177,7 @@ def t(tmp_path, monkeypatch, capsys, request):
 
 
 # =============================================================================================
-# differences found by the audit in files it does not own (§10.9): xfail until fixed
+# differences the audit found in files it did not own, since fixed (§10.9)
 # =============================================================================================
 def test_history_records_what_callbacks_add_to_the_logs():
     history = compiled_model().fit(X, Y, epochs=2, verbose=0,
@@ -185,10 +185,6 @@ def test_history_records_what_callbacks_add_to_the_logs():
     assert history.history["lr"] == pytest.approx([0.01, 0.001])
 
 
-@pytest.mark.xfail(strict=True, reason="minidl/models/training.py: the progress bar runs after the user's "
-                                        "callbacks (Keras 3's order); Keras 2.3.1 and tf.keras 2.x run it first, so the "
-                                        "epoch's line comes before what callbacks print and shows none of what they "
-                                        "add to the logs")
 def test_the_progress_bar_runs_before_the_users_callbacks(capsys):
     class Announce(Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -199,9 +195,6 @@ def test_the_progress_bar_runs_before_the_users_callbacks(capsys):
     assert out.index(" - loss: ") < out.index("checkpoint saved") and " - lr: " not in out
 
 
-@pytest.mark.xfail(strict=True, reason="minidl/models/keras_compile.py (issue 16): a .keras file records "
-                                        "Adam's amsgrad as False and drops its vhat slots, so amsgrad=True is lost "
-                                        "on the way (minidl's own .h5 file keeps it)")
 def test_adam_amsgrad_survives_a_keras_file(tmp_path):
     model = compiled_model()
     model.compile(Adam(0.1, amsgrad=True), "binary_crossentropy")

@@ -12,7 +12,8 @@ and the optimizer's variables in ``model.weights.h5`` under ``optimizer/vars``::
     0   iteration (int64)            the number of updates done
     1   learning_rate (float32)      absent when the rate is a schedule
     2.. one slot per trainable weight, in ``model.trainable_weights`` order:
-        Adam     m_0, v_0, m_1, v_1, ...     (interleaved per weight)
+        Adam     m_0, v_0, m_1, v_1, ...     (interleaved per weight), then with
+                 amsgrad=True vhat_0, vhat_1, ... (the largest v so far)
         SGD      velocity_0, velocity_1, ... (only with momentum > 0)
         RMSprop  velocity_0, velocity_1, ... (minidl's ``accumulator``)
 
@@ -62,7 +63,8 @@ def optimizer_to_keras(optimizer):
     config = {"name": OPTIMIZERS[class_name][0], "learning_rate": _learning_rate_to_keras(optimizer),
               **_KERAS_BASE_DEFAULTS, "clipnorm": optimizer.clipnorm, "clipvalue": optimizer.clipvalue}
     if class_name == "Adam":
-        config.update(beta_1=optimizer.beta_1, beta_2=optimizer.beta_2, epsilon=optimizer.epsilon, amsgrad=False)
+        config.update(beta_1=optimizer.beta_1, beta_2=optimizer.beta_2, epsilon=optimizer.epsilon,
+                      amsgrad=optimizer.amsgrad)
     elif class_name == "SGD":
         config.update(momentum=optimizer.momentum, nesterov=optimizer.nesterov)
     else:
@@ -80,21 +82,27 @@ def _loss_to_keras(loss):
     return loss
 
 
+def _slot_layout(optimizer):
+    """``(slot names interleaved per weight, slot names that follow for all weights)``."""
+    if type(optimizer).__name__ == "SGD" and not optimizer.momentum:
+        return [], []
+    trailing = ["vhat"] if getattr(optimizer, "amsgrad", False) else []
+    return OPTIMIZERS[type(optimizer).__name__][1], trailing
+
+
 def _slots_in_keras_order(optimizer, parameters):
     """Keras's slot arrays for ``parameters``: minidl's state where it has one, else zeros."""
-    state = optimizer.get_state()
-    slot_names = OPTIMIZERS[type(optimizer).__name__][1]
-    if type(optimizer).__name__ == "SGD" and not optimizer.momentum:
-        return []
-    saved = state.get("slots", [])
+    interleaved, trailing = _slot_layout(optimizer)
+    saved = optimizer.get_state().get("slots", [])
     shapes_match = len(saved) == len(parameters) and all(
-        all(name in slots and slots[name].shape == parameter.shape for name in slot_names)
+        all(name in slots and slots[name].shape == parameter.shape for name in interleaved + trailing)
         for slots, parameter in zip(saved, parameters))
-    arrays = []
-    for index, parameter in enumerate(parameters):
-        for name in slot_names:
-            arrays.append(saved[index][name] if shapes_match else np.zeros_like(parameter.value))
-    return arrays
+
+    def slot(index, name):
+        return saved[index][name] if shapes_match else np.zeros_like(parameters[index].value)
+
+    arrays = [slot(index, name) for index in range(len(parameters)) for name in interleaved]
+    return arrays + [slot(index, name) for name in trailing for index in range(len(parameters))]
 
 
 def compile_to_keras(model):
@@ -140,14 +148,14 @@ def optimizer_from_keras(entry):
     class_name, config = entry.get("class_name"), dict(entry.get("config", {}))
     if class_name not in OPTIMIZERS:
         raise ValueError(f"minidl has no {class_name} optimizer (it has {', '.join(OPTIMIZERS)})")
-    unsupported = {key: config[key] for key in ("weight_decay", "global_clipnorm", "amsgrad", "centered")
-                   if config.get(key)}
+    unsupported = {key: config[key] for key in ("weight_decay", "global_clipnorm", "centered") if config.get(key)}
     if config.get("use_ema") or unsupported or (class_name == "RMSprop" and config.get("momentum")):
         raise ValueError(f"{class_name} with {unsupported or 'use_ema/momentum'} has no minidl counterpart")
     learning_rate, decay = _learning_rate_from_keras(config.get("learning_rate", 0.001))
     arguments = {"learning_rate": learning_rate, "decay": decay,
                  "clipnorm": config.get("clipnorm"), "clipvalue": config.get("clipvalue")}
-    names = {"Adam": ("beta_1", "beta_2", "epsilon"), "SGD": ("momentum", "nesterov"), "RMSprop": ("rho", "epsilon")}
+    names = {"Adam": ("beta_1", "beta_2", "epsilon", "amsgrad"), "SGD": ("momentum", "nesterov"),
+             "RMSprop": ("rho", "epsilon")}
     arguments.update({key: config[key] for key in names[class_name] if key in config})
     return getattr(optimizers, class_name)(**arguments)
 
@@ -179,15 +187,16 @@ def optimizer_state_from_keras(optimizer, group, parameters):
     iterations = int(np.asarray(arrays.pop(0)))
     if not optimizer.decay and arrays:
         optimizer.learning_rate = float(np.asarray(arrays.pop(0)))   # a callback may have changed it
-    slot_names = OPTIMIZERS[type(optimizer).__name__][1]
-    if type(optimizer).__name__ == "SGD" and not optimizer.momentum:
-        slot_names = []
-    if len(arrays) != len(slot_names) * len(parameters):
+    interleaved, trailing = _slot_layout(optimizer)
+    count = len(parameters)
+    if len(arrays) != (len(interleaved) + len(trailing)) * count:
         return None
+    after = len(interleaved) * count                        # where the trailing slots start
     slots = []
     for index, parameter in enumerate(parameters):
-        values = arrays[index * len(slot_names):(index + 1) * len(slot_names)]
-        if any(np.shape(value) != parameter.shape for value in values):
+        values = dict(zip(interleaved, arrays[index * len(interleaved):(index + 1) * len(interleaved)]))
+        values.update({name: arrays[after + position * count + index] for position, name in enumerate(trailing)})
+        if any(np.shape(value) != parameter.shape for value in values.values()):
             return None
-        slots.append({name: np.array(value, dtype=parameter.value.dtype) for name, value in zip(slot_names, values)})
+        slots.append({name: np.array(value, dtype=parameter.value.dtype) for name, value in values.items()})
     return {"iterations": iterations, "slots": slots}

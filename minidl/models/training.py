@@ -229,11 +229,11 @@ class TrainingMixin:
             validation = (self._batch_stream("fit", val_x, val_y, batch_size, False, **reading), val_steps)
 
         self.history = History()
-        # Keras 2's order: the user's callbacks, then History (so it records what they add
-        # to the logs, such as LearningRateScheduler's lr), then the progress bar.
+        # Keras 2's order: the progress bar, the user's callbacks, then History (so it
+        # records what they add to the logs, such as LearningRateScheduler's lr).
         callback_list = list(callbacks or []) + [self.history]
         if verbose:
-            callback_list.append(ProgbarLogger(verbose=verbose))
+            callback_list.insert(0, ProgbarLogger(verbose=verbose))
         callback_list = CallbackList(callback_list, model=self,
                                      params={"epochs": epochs, "steps": steps, "verbose": verbose,
                                              "metrics": self.metrics_names + (
