@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Mutation testing of the learner's core files (issue 15). A developer's tool: the test suite
+# never runs it, and mutmut is not a dependency of minidl. See tests/README.md.
+#
+#   python -m venv /tmp/mutenv --system-site-packages && /tmp/mutenv/bin/pip install mutmut
+#   bash tests/mutation/run_mutation.sh [WORKDIR] [GIT_REF]
+#
+# It exports GIT_REF (default HEAD) of this repository into WORKDIR (default
+# /tmp/minidl_mutation, emptied first) -- mutmut rewrites the files it mutates, so it never
+# runs in the working tree --, runs mutmut there on the reference kernel path, and prints the
+# score per file (tests/mutation/score.py). Survivors: `cd WORKDIR && $MUTMUT show NAME`.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)          # the configuration and score.py are taken from here
+REPO=$(git -C "$HERE" rev-parse --show-toplevel)
+WORK=${1:-/tmp/minidl_mutation}
+REF=${2:-HEAD}
+MUTMUT=${MUTMUT:-/tmp/mutenv/bin/mutmut}
+PYTHON=${PYTHON:-$(dirname "$MUTMUT")/python}
+
+rm -rf "$WORK"
+mkdir -p "$WORK"
+git -C "$REPO" archive "$REF" | tar -x -C "$WORK"
+cd "$WORK"
+git -C "$REPO" rev-parse "$REF" > mutation_commit.txt
+
+# setup.cfg = mutmut.cfg + the covering tests: covering_tests.txt, the tests written against
+# mutants (tests/test_mutants_*.py) and the signature audit, when the commit has them.
+{
+    cat "$HERE/mutmut.cfg"
+    echo "pytest_add_cli_args_test_selection ="
+    for listed in $(grep -v '^#' "$HERE/covering_tests.txt"); do
+        if [ -f "$listed" ]; then echo "    $listed"; fi      # older commits lack newer files
+    done
+    for extra in tests/test_mutants_*.py tests/test_signature_audit.py; do
+        if [ -f "$extra" ]; then echo "    $extra"; fi
+    done
+} > setup.cfg
+
+# The reference path: the kernels under minidl/kernels/reference/ are mutated, and the Numba
+# engine (the default path) would never call them. Tests that take the kernel_path fixture
+# still run on both paths.
+export MINIDL_KERNELS=reference
+"$MUTMUT" run --max-children "${MAX_CHILDREN:-2}" > mutmut_run.log 2>&1 || {
+    tail -40 mutmut_run.log; exit 1; }
+"$MUTMUT" results --all true > mutmut_results_first_pass.txt
+
+# mutmut forks each mutant's tests from its main process, which has run the whole selection
+# (Numba's worker threads included). Some tests on the Numba path then end killed by a signal
+# ('suspicious', not a test failure). Those mutants run again, each forked from a server that
+# has only collected the tests: slower (every child loads the engine again), but sound.
+SUSPICIOUS=$(grep ': suspicious$' mutmut_results_first_pass.txt | sed 's/^ *//; s/: suspicious$//' || true)
+if [ -n "$SUSPICIOUS" ]; then
+    sed -i 's/^\[mutmut\]$/[mutmut]\nprocess_isolation = forkserver/' setup.cfg
+    # shellcheck disable=SC2086
+    "$MUTMUT" run --max-children "${MAX_CHILDREN:-2}" $SUSPICIOUS > mutmut_run_suspicious.log 2>&1 || {
+        tail -40 mutmut_run_suspicious.log; exit 1; }
+fi
+"$MUTMUT" results --all true > mutmut_results.txt
+"$PYTHON" "$HERE/score.py" mutmut_results.txt

@@ -1,0 +1,118 @@
+"""Dense, BatchNormalization, pooling and Dropout: behaviour the older tests left open, found by
+mutation testing (tests/README.md, "Mutation testing")."""
+import numpy as np
+import pytest
+
+from minidl import check_gradients
+from minidl.layers import AveragePooling2D, BatchNormalization, Dense, Dropout, MaxPooling2D
+
+TOLERANCE = 1e-6
+
+
+# ----------------------------------------------------------------- configs (model files, clone_model)
+@pytest.mark.parametrize("layer", [
+    Dense(3, activation="sigmoid", use_bias=False, kernel_initializer="he_normal", bias_initializer="ones"),
+    BatchNormalization(momentum=0.9, epsilon=1e-2, center=False, scale=False, gamma_initializer="zeros",
+                       moving_variance_initializer="zeros"),
+    MaxPooling2D((3, 2), strides=(1, 2), padding="same"),
+    AveragePooling2D((2, 3), strides=(2, 1), padding="same"),
+    Dropout(0.3, noise_shape=(None, 1, 1, 4), seed=7),
+], ids=lambda layer: type(layer).__name__)
+def test_a_layer_rebuilt_from_its_config_has_every_setting(layer):
+    """from_config(get_config()) keeps every non-default argument, as a saved model needs."""
+    config = layer.get_config()
+    rebuilt = type(layer).from_config(config)
+    assert rebuilt.get_config() == config
+    defaults = type(layer)(**{key: config[key] for key in ("units", "rate") if key in config}).get_config()
+    changed = {key for key in config if key != "name" and config[key] != defaults.get(key)}
+    expected_changed = {
+        "Dense": {"activation", "use_bias", "kernel_initializer", "bias_initializer"},
+        "BatchNormalization": {"momentum", "epsilon", "center", "scale", "gamma_initializer",
+                               "moving_variance_initializer"},
+        "MaxPooling2D": {"pool_size", "strides", "padding"},
+        "AveragePooling2D": {"pool_size", "strides", "padding"},
+        "Dropout": {"noise_shape", "seed"},
+    }[type(layer).__name__]
+    assert expected_changed <= changed, sorted(expected_changed - changed)
+
+
+def test_dense_without_bias_has_no_bias_and_computes_x_w(rng):
+    layer = Dense(2, use_bias=False)
+    x = rng.standard_normal((3, 4))
+    y = layer(x)
+    assert [p.name.split("/")[-1] for p in layer.weights] == ["kernel:0"]
+    np.testing.assert_allclose(y, x @ layer.kernel.value, rtol=1e-6)
+
+
+def test_batch_normalization_config_keeps_its_axis():
+    layer = BatchNormalization(axis=3)
+    assert BatchNormalization.from_config(layer.get_config()).axis == 3
+
+
+# ----------------------------------------------------------------- BatchNormalization, inference
+@pytest.mark.parametrize("center,scale", [(True, False), (False, True), (False, False)])
+def test_batch_normalization_inference_backward_without_gamma_or_beta(kernel_path, rng, center, scale):
+    """In inference mode BN is x -> gamma (x - mean) / sqrt(var + eps) + beta per channel; with
+    scale=False there is no gamma (1), with center=False no beta (0): finite differences agree."""
+    layer = BatchNormalization(center=center, scale=scale)
+    x = rng.standard_normal((3, 2, 2, 4)) * 2 + 1
+    layer(x)
+    layer.moving_mean.value = rng.standard_normal(4).astype(np.float32)
+    layer.moving_variance.value = rng.uniform(0.5, 2.0, 4).astype(np.float32)
+    for parameter in (layer.gamma, layer.beta):
+        if parameter is not None:
+            parameter.value = rng.standard_normal(4).astype(np.float32)
+    report = check_gradients(layer, x, training=False)
+    assert report.max_error < TOLERANCE, str(report)
+    gamma = layer.gamma.value if scale else 1.0
+    beta = layer.beta.value if center else 0.0
+    expected = gamma * (x - layer.moving_mean.value) / np.sqrt(layer.moving_variance.value + 1e-3) + beta
+    np.testing.assert_allclose(layer(x, training=False), expected, rtol=1e-5)
+
+
+# ----------------------------------------------------------------- Dropout
+def test_dropout_keeps_each_value_with_probability_1_minus_rate_and_scales_it(rng):
+    """Inverted dropout: y is 0 or x / (1 - rate); about rate of the values are dropped; the
+    backward pass multiplies by the same mask."""
+    layer = Dropout(0.3, seed=1)
+    x = np.ones((200, 500))
+    y = layer(x, training=True)
+    np.testing.assert_allclose(np.unique(y), [0.0, 1 / 0.7], rtol=1e-12)
+    assert np.mean(y == 0) == pytest.approx(0.3, abs=0.01)
+    grad = rng.standard_normal(x.shape)
+    np.testing.assert_array_equal(layer.backward(grad), grad * y)     # y = mask / 0.7 here
+
+
+def test_dropout_is_the_identity_at_inference_and_with_rate_0(rng):
+    x = rng.standard_normal((4, 6))
+    for layer, training in ((Dropout(0.5, seed=0), False), (Dropout(0.0, seed=0), True)):
+        y = layer(x, training=training)
+        np.testing.assert_array_equal(y, x)
+        grad = rng.standard_normal(x.shape)
+        np.testing.assert_array_equal(layer.backward(grad), grad)
+
+
+def test_dropout_noise_shape_shares_the_mask_along_axes_of_size_1():
+    """noise_shape (None, 1, 1, C): one keep/drop decision per image and channel (Keras's
+    spatial dropout), the None taken from the input."""
+    layer = Dropout(0.5, noise_shape=(None, 1, 1, 3), seed=2)
+    y = layer(np.ones((6, 4, 5, 3)), training=True)
+    for image in range(6):
+        for channel in range(3):
+            values = np.unique(y[image, :, :, channel])
+            assert len(values) == 1 and values[0] in (0.0, 2.0)
+    assert 0 < np.mean(y == 0) < 1
+
+
+def test_dropout_seed_makes_the_mask_reproducible():
+    x = np.ones((8, 16))
+    first = Dropout(0.5, seed=11)(x, training=True)
+    second = Dropout(0.5, seed=11)(x, training=True)
+    np.testing.assert_array_equal(first, second)
+    assert not np.array_equal(first, Dropout(0.5, seed=12)(x, training=True))
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5])
+def test_dropout_rate_outside_0_1_is_refused_with_the_value(rate):
+    with pytest.raises(ValueError, match=rf"^Dropout 'dropout\w*': rate must be in \[0, 1\), got {rate}$"):
+        Dropout(rate)

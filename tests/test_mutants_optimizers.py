@@ -1,0 +1,171 @@
+"""Optimizers: behaviour the older tests left open, found by mutation testing (tests/README.md,
+"Mutation testing"). Every expected value is computed by hand from Keras's update rules
+(minidl/optimizers.py's docstring, minidl/keras_semantics.md §5.6)."""
+import numpy as np
+import pytest
+
+from minidl import optimizers
+from minidl.parameter import Parameter
+
+
+def steps(optimizer, start, gradients, dtype=np.float64):
+    """Apply ``gradients`` one after the other to one parameter; return its value."""
+    parameter = Parameter("p", np.array(start, dtype=dtype))
+    for gradient in gradients:
+        parameter.grad = np.array(gradient, dtype=dtype)
+        optimizer.apply_gradients([parameter])
+    return parameter.value
+
+
+# ----------------------------------------------------------------- SGD
+def test_plain_sgd_defaults_to_learning_rate_0_01_without_momentum():
+    """Keras's SGD(): lr 0.01, momentum 0 -- value -= lr * g, and no velocity to keep."""
+    sgd = optimizers.SGD()
+    np.testing.assert_allclose(steps(sgd, [1.0, -1.0], [[2.0, 4.0], [2.0, 4.0]]), [1 - 0.04, -1 - 0.08])
+    assert sgd.get_state()["slots"] == [{}]
+
+
+def test_sgd_nesterov_matches_hand_computation():
+    """nesterov: v = mu v - lr g; p += mu v - lr g. g = 1, lr = 0.1, mu = 0.9:
+    step 1: v = -0.1, p += -0.09 - 0.1 = -0.19; step 2: v = -0.19, p += -0.171 - 0.1 = -0.271."""
+    sgd = optimizers.SGD(learning_rate=0.1, momentum=0.9, nesterov=True)
+    np.testing.assert_allclose(steps(sgd, [1.0], [[1.0], [1.0]]), [1 - 0.19 - 0.271])
+
+
+def test_sgd_refuses_a_negative_momentum_with_the_value():
+    with pytest.raises(ValueError, match=r"^SGD: momentum must be >= 0, got -0\.5$"):
+        optimizers.SGD(momentum=-0.5)
+
+
+def test_time_based_decay_shrinks_every_step():
+    """Keras 2's decay: step k (from 0) uses lr / (1 + decay * k)."""
+    sgd = optimizers.SGD(learning_rate=0.1, decay=0.5)
+    np.testing.assert_allclose(steps(sgd, [1.0], [[1.0]] * 3), [1 - 0.1 - 0.1 / 1.5 - 0.1 / 2.0])
+    assert sgd.current_learning_rate() == pytest.approx(0.1 / 2.5)
+    rmsprop = optimizers.RMSprop(learning_rate=0.1, decay=1.0)       # the decay reaches RMSprop too
+    rmsprop.iterations = 3
+    assert rmsprop.current_learning_rate() == pytest.approx(0.1 / 4)
+
+
+# ----------------------------------------------------------------- clipping
+def test_clipvalue_clips_each_gradient_entry():
+    sgd = optimizers.SGD(learning_rate=1.0, clipvalue=0.5)
+    np.testing.assert_allclose(steps(sgd, [0.0, 0.0, 0.0], [[2.0, -3.0, 0.1]]), [-0.5, 0.5, -0.1])
+
+
+def test_clipnorm_rescales_each_gradient_whose_norm_is_larger():
+    """tf.keras's clipnorm: g * clipnorm / ||g|| per parameter when ||g|| > clipnorm."""
+    sgd = optimizers.SGD(learning_rate=1.0, clipnorm=1.0)
+    first, second = Parameter("a", np.zeros(2)), Parameter("b", np.zeros(2))
+    first.grad, second.grad = np.array([3.0, -4.0]), np.array([0.3, -0.4])     # norms 5 and 0.5
+    sgd.apply_gradients([first, second])
+    np.testing.assert_allclose(first.value, [-0.6, 0.8])
+    np.testing.assert_allclose(second.value, [-0.3, 0.4])                      # below clipnorm: as it is
+    adam = optimizers.Adam(learning_rate=0.1, clipnorm=1.0)                   # through the base class too
+    unclipped = optimizers.Adam(learning_rate=0.1)
+    np.testing.assert_allclose(steps(adam, [0.0, 0.0], [[3.0, -4.0], [0.0, 8.0]]),
+                               steps(unclipped, [0.0, 0.0], [[0.6, -0.8], [0.0, 1.0]]), rtol=1e-12)
+
+
+# ----------------------------------------------------------------- RMSprop
+def test_rmsprop_defaults_are_keras_and_epsilon_none_means_1e_7():
+    """RMSprop(): lr 0.001, rho 0.9, epsilon 1e-7 (Keras 2's epsilon=None is K.epsilon())."""
+    g = np.array([0.5, -2.0])
+    accumulator = 0.1 * g ** 2
+    expected = 1.0 - 0.001 * g / (np.sqrt(accumulator) + 1e-7)
+    np.testing.assert_allclose(steps(optimizers.RMSprop(), [1.0, 1.0], [g]), expected, rtol=1e-12)
+    np.testing.assert_allclose(steps(optimizers.RMSprop(epsilon=None), [1.0, 1.0], [g]), expected, rtol=1e-12)
+    tiny = np.array([1e-9])        # epsilon dominates sqrt(a) = 3.2e-10: the default must be 1e-7
+    np.testing.assert_allclose(steps(optimizers.RMSprop(), [0.0], [tiny]),
+                               -0.001 * tiny / (np.sqrt(0.1) * 1e-9 + 1e-7), rtol=1e-9)
+
+
+def test_rmsprop_accepts_the_base_arguments():
+    np.testing.assert_allclose(steps(optimizers.RMSprop(lr=0.01, clipvalue=0.1), [0.0], [[5.0]]),
+                               -0.01 * 0.1 / (np.sqrt(0.1 * 0.01) + 1e-7), rtol=1e-12)
+
+
+# ----------------------------------------------------------------- configs
+@pytest.mark.parametrize("optimizer", [
+    optimizers.SGD(learning_rate=0.3, momentum=0.5, nesterov=True, decay=0.1, clipnorm=2.0),
+    optimizers.Adam(learning_rate=0.02, beta_1=0.8, beta_2=0.95, epsilon=1e-4, clipvalue=0.5),
+    optimizers.RMSprop(learning_rate=0.05, rho=0.7, epsilon=1e-3, decay=0.2),
+], ids=lambda optimizer: optimizer.name)
+def test_an_optimizer_rebuilt_from_its_config_updates_the_same_way(optimizer):
+    """get_config -> optimizers.get: every hyperparameter survives (a saved model's compile)."""
+    rebuilt = optimizers.get(optimizer.get_config())
+    assert type(rebuilt) is type(optimizer)
+    assert rebuilt.get_config() == optimizer.get_config()
+    gradients = [[3.0, -1.0], [0.5, 2.0], [-1.0, 0.25]]
+    np.testing.assert_array_equal(steps(rebuilt, [1.0, 2.0], gradients), steps(optimizer, [1.0, 2.0], gradients))
+    fresh_default = optimizers.get({"name": optimizer.name})
+    assert not np.array_equal(steps(fresh_default, [1.0, 2.0], gradients), steps(rebuilt, [1.0, 2.0], gradients))
+
+
+# ----------------------------------------------------------------- state
+def test_state_set_then_read_before_any_update_is_the_same_state():
+    """A checkpoint written right after a resume must hold the resumed state, not an empty one."""
+    adam = optimizers.Adam(learning_rate=0.01)
+    steps(adam, [1.0, 2.0], [[0.5, -0.5], [0.1, 0.2]])
+    state = adam.get_state()
+    resumed = optimizers.Adam(learning_rate=0.01)
+    resumed.set_state(state)
+    again = resumed.get_state()
+    assert again["iterations"] == 2
+    assert [sorted(slots) for slots in again["slots"]] == [["m", "v"]]
+    for key in ("m", "v"):
+        np.testing.assert_array_equal(again["slots"][0][key], state["slots"][0][key])
+
+
+def test_state_without_slots_restores_the_step_count():
+    """{'iterations': k} alone: fresh m and v, but Adam's bias correction continues at t = k + 1.
+    One step with g from m = v = 0 at t = 3: alpha = lr sqrt(1 - b2^3) / (1 - b1^3),
+    m = 0.1 g, v = 0.001 g^2, step = alpha m / (sqrt(v) + eps)."""
+    adam = optimizers.Adam(learning_rate=0.01)
+    adam.set_state({"iterations": 2})
+    assert adam.get_state()["iterations"] == 2
+    g = 0.5
+    alpha = 0.01 * np.sqrt(1 - 0.999 ** 3) / (1 - 0.9 ** 3)
+    expected = 1.0 - alpha * 0.1 * g / (np.sqrt(0.001 * g * g) + 1e-7)
+    np.testing.assert_allclose(steps(adam, [1.0], [[g]]), [expected], rtol=1e-12)
+
+
+def test_float64_slots_from_a_file_continue_a_float32_run_bit_for_bit():
+    """Slots stored as float64 (as a weight file may hold them) are put back in the parameter's
+    dtype, so the resumed float32 run is the uninterrupted one."""
+    gradients = np.random.default_rng(3).standard_normal((4, 5)).astype(np.float32)
+    straight = steps(optimizers.Adam(learning_rate=0.01), np.linspace(-1, 1, 5), gradients, np.float32)
+    first = optimizers.Adam(learning_rate=0.01)
+    parameter = Parameter("p", np.linspace(-1, 1, 5).astype(np.float32))
+    for gradient in gradients[:2]:
+        parameter.grad = gradient
+        first.apply_gradients([parameter])
+    state = first.get_state()
+    state["slots"] = [{k: v.astype(np.float64) for k, v in slots.items()} for slots in state["slots"]]
+    resumed = optimizers.Adam(learning_rate=0.01)
+    resumed.set_state(state)
+    for gradient in gradients[2:]:
+        parameter.grad = gradient
+        resumed.apply_gradients([parameter])
+    assert parameter.value.dtype == np.float32
+    np.testing.assert_array_equal(parameter.value, straight)
+
+
+def test_state_that_does_not_fit_the_model_is_a_clear_error():
+    adam = optimizers.Adam()
+    steps(adam, [1.0, 2.0], [[0.5, -0.5]])
+    state = adam.get_state()
+    two = optimizers.Adam()
+    two.set_state(state)
+    first, second = Parameter("a", np.zeros(2)), Parameter("b", np.zeros(2))
+    first.grad = second.grad = np.ones(2)
+    with pytest.raises(ValueError, match=r"^Adam: the saved optimizer state has 1 parameter slots, "
+                                         r"but the model has 2 trainable parameters$"):
+        two.apply_gradients([first, second])
+    wrong_shape = optimizers.Adam()
+    wrong_shape.set_state(state)
+    parameter = Parameter("dense/kernel:0", np.zeros(3))
+    parameter.grad = np.ones(3)
+    with pytest.raises(ValueError, match=r"^Adam: saved slot 'm' of shape \(2,\) does not fit parameter "
+                                         r"'dense/kernel:0' of shape \(3,\)$"):
+        wrong_shape.apply_gradients([parameter])
