@@ -23,9 +23,10 @@ of 30, and the clipped p has zero gradient -- the model gets no signal to fix
 its worst mistake. From the logits the loss is 30 and dl/dz = -1. The training
 loop takes this path automatically when the output layer's activation is a
 sigmoid (``ActivationMixin`` in ``minidl/layers/activation.py``). Every gradient returned here
-is the derivative of the value returned next to it, so it is already divided by what the
-loss averages over: the batch size B, and for binary cross-entropy and the mean squared
-error (means over the K output units too) by K as well.
+is the derivative of the value returned next to it, so it is already divided by the number
+of values the loss averages: the B samples (B*T for outputs of shape (B, T, K)), and for
+binary cross-entropy and the mean squared error, means over the K output units too, by K
+as well -- that is, by every element of the output.
 
 categorical_crossentropy, for predictions p over K classes and a one-hot y, as Keras
 computes it -- the predictions are first renormalised to sum to 1 and clipped::
@@ -118,19 +119,18 @@ class BinaryCrossentropy(Loss):
     def gradient(self, y_true, y_pred):
         y_pred = np.asarray(y_pred)
         y_true = align_labels(y_true, y_pred, self.name)
-        batch, units = y_pred.shape[0], y_pred.shape[-1]
+        count = y_pred.size                                     # the loss is a mean over every element
         if self.from_logits:
-            return (sigmoid.forward(y_pred) - y_true) / (batch * units)
+            return (sigmoid.forward(y_pred) - y_true) / count
         p = np.clip(y_pred, EPSILON, 1 - EPSILON)
-        inside = (y_pred > EPSILON) & (y_pred < 1 - EPSILON)    # clipping kills the gradient
-        return inside * (p - y_true) / (p * (1 - p)) / (batch * units)
+        inside = (y_pred >= EPSILON) & (y_pred <= 1 - EPSILON)  # clipping kills the gradient
+        return inside * (p - y_true) / (p * (1 - p)) / count
 
     def value_and_grad_from_logits(self, y_true, logits):
         y_true = align_labels(y_true, logits, self.name)
         z = logits
         per_element = np.maximum(z, 0) - z * y_true + np.log1p(np.exp(-np.abs(z)))
-        count = z.shape[0] * z.shape[-1]
-        return float(np.mean(per_element)), (sigmoid.forward(z) - y_true) / z.dtype.type(count)
+        return float(np.mean(per_element)), (sigmoid.forward(z) - y_true) / z.dtype.type(z.size)
 
     def get_config(self):
         return {"name": self.name, "from_logits": self.from_logits}
@@ -153,14 +153,16 @@ class CategoricalCrossentropy(Loss):
         inside = (normalised >= EPSILON) & (normalised <= 1 - EPSILON)    # clipping kills the gradient
         grad_normalised = np.where(inside, -y_true / np.clip(normalised, EPSILON, 1 - EPSILON), 0)
         grad = grad_normalised / total - (grad_normalised * y_pred).sum(axis=-1, keepdims=True) / total ** 2
-        return (grad / y_pred.shape[0]).astype(y_pred.dtype, copy=False)
+        samples = y_pred.size // y_pred.shape[-1]               # the mean is over B (B*T, ...) values
+        return (grad / samples).astype(y_pred.dtype, copy=False)
 
     def value_and_grad_from_logits(self, y_true, logits):
         y_true = align_labels(y_true, logits, self.name)
         shifted = logits - logits.max(axis=-1, keepdims=True)
         log_softmax = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
         value = float(np.mean(-np.sum(y_true * log_softmax, axis=-1)))
-        return value, (np.exp(log_softmax) - y_true) / logits.dtype.type(logits.shape[0])
+        samples = logits.size // logits.shape[-1]
+        return value, (np.exp(log_softmax) - y_true) / logits.dtype.type(samples)
 
 
 class MeanSquaredError(Loss):
@@ -172,7 +174,7 @@ class MeanSquaredError(Loss):
     def gradient(self, y_true, y_pred):
         y_pred = np.asarray(y_pred)
         y_true = align_labels(y_true, y_pred, self.name)
-        return 2 * (y_pred - y_true) / (y_pred.shape[0] * y_pred.shape[-1])
+        return 2 * (y_pred - y_true) / y_pred.size                # a mean over every element
 
 
 _BY_NAME = {

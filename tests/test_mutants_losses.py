@@ -93,9 +93,6 @@ def test_logits_path_on_a_b_1_k_output_is_value_and_derivative(rng, loss_name):
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-10)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: for a (B, T, K) output with T > 1 every gradient is divided by "
-                                       "B*K (B for categorical cross-entropy), not by the B*T*K (B*T) values "
-                                       "the loss averages, so it is T times too large")
 @pytest.mark.parametrize("loss_name", ["binary_crossentropy", "mse", "categorical_crossentropy"])
 def test_rank_3_gradients_are_divided_by_every_averaged_axis(rng, loss_name):
     loss = losses.get(loss_name)
@@ -134,9 +131,6 @@ def test_bce_clips_both_ends_and_a_clipped_probability_gets_no_gradient():
     assert grad[2, 0] == pytest.approx((0.25 - 1) / (0.25 * 0.75) / 3, rel=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="bug (minor): BinaryCrossentropy.gradient is 0 at p exactly 1e-7 and "
-                                       "1 - 1e-7; TensorFlow's clip_by_value (and minidl's categorical "
-                                       "cross-entropy) let the gradient through at the clip's bounds")
 @pytest.mark.parametrize("p_value,y_value", [(EPSILON, 1.0), (1 - EPSILON, 0.0)])
 def test_bce_gradient_passes_at_the_clip_bounds_like_tensorflow(p_value, y_value):
     grad = losses.BinaryCrossentropy().gradient(np.array([y_value]), np.array([[p_value]]))
