@@ -92,6 +92,15 @@ def test_dropout_is_the_identity_at_inference_and_with_rate_0(rng):
         np.testing.assert_array_equal(layer.backward(grad), grad)
 
 
+def test_dropout_forward_without_training_is_inference_and_keeps_float32(rng):
+    """The layer protocol's forward(inputs, training=False): called bare it is inference; in
+    training a float32 input gives a float32 output."""
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    layer = Dropout(0.5, seed=0)
+    np.testing.assert_array_equal(layer.forward(x), x)
+    assert layer(x, training=True).dtype == np.float32
+
+
 def test_dropout_noise_shape_shares_the_mask_along_axes_of_size_1():
     """noise_shape (None, 1, 1, C): one keep/drop decision per image and channel (Keras's
     spatial dropout), the None taken from the input."""

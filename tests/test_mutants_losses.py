@@ -263,3 +263,30 @@ def test_calling_an_activation_accepts_a_list():
     """``activation(z)`` converts its input, as keras.activations.relu([...]) does."""
     np.testing.assert_array_equal(activations.get("relu")([-1.0, 2.0]), [0.0, 2.0])
     np.testing.assert_allclose(activations.get("sigmoid")([0.0]), [0.5])
+
+
+def test_softmax_shifts_each_row_by_its_own_maximum():
+    """Same result as exp(z) / sum exp(z), without overflow (z = 1000) and without a row of small
+    values underflowing to 0/0 next to a row of large ones."""
+    z = np.array([[1000.0, 999.0], [1.0, 2.0]])
+    expected_row = np.exp([0.0, -1.0]) / (1 + np.exp(-1.0))
+    np.testing.assert_allclose(activations.softmax.forward(z), [expected_row, expected_row[::-1]], rtol=1e-12)
+
+
+def test_labels_of_a_b_t_1_output_may_drop_the_last_axis(rng):
+    """Keras accepts labels (B, T) for a (B, T, 1) output, as (B,) for (B, 1)."""
+    p = rng.uniform(0.1, 0.9, (2, 3, 1))
+    y = (rng.random((2, 3)) > 0.5).astype(float)
+    loss = losses.BinaryCrossentropy()
+    assert loss(y, p) == pytest.approx(bce_by_hand(y[..., None], p).mean(), rel=1e-12)
+
+
+@pytest.mark.parametrize("loss", [losses.BinaryCrossentropy(), losses.MeanSquaredError(),
+                                  losses.BinaryCrossentropy(from_logits=True)], ids=["bce", "mse", "bce_logits"])
+def test_integer_labels_keep_a_float32_gradient(loss):
+    """Labels take the predictions' dtype (align_labels): a float32 model gets float32 gradients."""
+    p = np.array([[0.2], [0.7]], dtype=np.float32)
+    y = np.array([0, 1])                    # int64 labels, as a generator yields them
+    assert loss.gradient(y, p).dtype == np.float32
+    if loss.logit_activation == "sigmoid":
+        assert loss.value_and_grad_from_logits(y, p)[1].dtype == np.float32

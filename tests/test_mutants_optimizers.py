@@ -169,3 +169,14 @@ def test_state_that_does_not_fit_the_model_is_a_clear_error():
     with pytest.raises(ValueError, match=r"^Adam: saved slot 'm' of shape \(2,\) does not fit parameter "
                                          r"'dense/kernel:0' of shape \(3,\)$"):
         wrong_shape.apply_gradients([parameter])
+
+
+def test_adam_defaults_are_keras_and_epsilon_none_means_1e_7():
+    """Adam(): lr 0.001, beta_1 0.9, beta_2 0.999, epsilon 1e-7. A gradient of 1e-9 makes
+    sqrt(v) = 3.2e-11 much smaller than epsilon, so the step shows epsilon itself.
+    t = 1: alpha = lr sqrt(1 - b2) / (1 - b1); step = alpha * 0.1 g / (sqrt(0.001) g + eps)."""
+    g = 1e-9
+    alpha = 0.001 * np.sqrt(1 - 0.999) / (1 - 0.9)
+    expected = -alpha * 0.1 * g / (np.sqrt(0.001) * g + 1e-7)
+    np.testing.assert_allclose(steps(optimizers.Adam(), [0.0], [[g]]), [expected], rtol=1e-9)
+    np.testing.assert_allclose(steps(optimizers.Adam(epsilon=None), [0.0], [[g]]), [expected], rtol=1e-9)
