@@ -180,3 +180,12 @@ def test_adam_defaults_are_keras_and_epsilon_none_means_1e_7():
     expected = -alpha * 0.1 * g / (np.sqrt(0.001) * g + 1e-7)
     np.testing.assert_allclose(steps(optimizers.Adam(), [0.0], [[g]]), [expected], rtol=1e-9)
     np.testing.assert_allclose(steps(optimizers.Adam(epsilon=None), [0.0], [[g]]), [expected], rtol=1e-9)
+
+
+def test_bad_constructor_arguments_are_errors_that_name_the_optimizer():
+    with pytest.raises(ValueError, match=r"^Adam: learning_rate must be >= 0, got -0\.1$"):
+        optimizers.Adam(learning_rate=-0.1)
+    with pytest.raises(ValueError, match=r"^RMSprop: learning_rate must be >= 0, got None$"):
+        optimizers.RMSprop(learning_rate=None)
+    with pytest.raises(TypeError, match=r"^SGD: unknown argument\(s\) \['foo', 'moment'\]$"):
+        optimizers.SGD(moment=0.9, foo=1)
