@@ -86,13 +86,14 @@ def test_rmsprop_accepts_the_base_arguments():
 
 
 # ----------------------------------------------------------------- configs
-@pytest.mark.parametrize("optimizer", [
-    optimizers.SGD(learning_rate=0.3, momentum=0.5, nesterov=True, decay=0.1, clipnorm=2.0),
-    optimizers.Adam(learning_rate=0.02, beta_1=0.8, beta_2=0.95, epsilon=1e-4, clipvalue=0.5),
-    optimizers.RMSprop(learning_rate=0.05, rho=0.7, epsilon=1e-3, decay=0.2),
-], ids=lambda optimizer: optimizer.name)
-def test_an_optimizer_rebuilt_from_its_config_updates_the_same_way(optimizer):
+@pytest.mark.parametrize("make_optimizer", [
+    lambda: optimizers.SGD(learning_rate=0.3, momentum=0.5, nesterov=True, decay=0.1, clipnorm=2.0),
+    lambda: optimizers.Adam(learning_rate=0.02, beta_1=0.8, beta_2=0.95, epsilon=1e-4, clipvalue=0.5),
+    lambda: optimizers.RMSprop(learning_rate=0.05, rho=0.7, epsilon=1e-3, decay=0.2),
+], ids=["SGD", "Adam", "RMSprop"])
+def test_an_optimizer_rebuilt_from_its_config_updates_the_same_way(make_optimizer):
     """get_config -> optimizers.get: every hyperparameter survives (a saved model's compile)."""
+    optimizer = make_optimizer()          # a fresh one each run: the steps below change its state
     rebuilt = optimizers.get(optimizer.get_config())
     assert type(rebuilt) is type(optimizer)
     assert rebuilt.get_config() == optimizer.get_config()
