@@ -125,3 +125,95 @@ def test_dropout_seed_makes_the_mask_reproducible():
 def test_dropout_rate_outside_0_1_is_refused_with_the_value(rate):
     with pytest.raises(ValueError, match=rf"^Dropout 'dropout\w*': rate must be in \[0, 1\), got {rate}$"):
         Dropout(rate)
+
+
+# ----------------------------------------------------------------- Dense
+def test_dense_defaults_are_keras_in_its_config():
+    config = Dense(3).get_config()
+    assert (config["kernel_initializer"], config["bias_initializer"]) == ("glorot_uniform", "zeros")
+    assert config["use_bias"] is True and config["activation"] == "linear"
+
+
+@pytest.mark.parametrize("units", [0, -2, 2.5, "3"])
+def test_dense_units_must_be_a_positive_integer(units):
+    with pytest.raises(ValueError, match=rf"^Dense 'dense\w*': units must be a positive integer, got {units!r}$"):
+        Dense(units)
+
+
+def test_dense_builds_once_and_checks_its_input():
+    """Weights are made at the first call only (a second call gives the same output); the input
+    needs a batch axis and, once built, the same last dimension."""
+    layer = Dense(2, bias_initializer="ones")
+    x = np.arange(8.0).reshape(2, 4)
+    first = layer(x)
+    np.testing.assert_array_equal(layer(x), first)
+    np.testing.assert_array_equal(layer.bias.value, [1.0, 1.0])
+    with pytest.raises(ValueError, match=r"dense\w*"):
+        layer(np.zeros((2, 5)))
+    with pytest.raises(ValueError, match=r"dense\w*"):
+        Dense(2)(np.zeros(4))
+
+
+def test_dense_output_shape_keeps_the_middle_axes():
+    from minidl.layers import Input
+    assert Dense(3)(Input(shape=(4, 5))).shape == (None, 4, 3)
+    assert Dense(3).compute_output_shape((None, 4, 5)) == (None, 4, 3)
+
+
+def test_dense_refuses_an_unknown_last_dimension():
+    with pytest.raises(ValueError, match=r"^Dense 'dense\w*': the last input dimension must be known, "
+                                         r"got \(None, None\)$"):
+        Dense(2).build((None, None))
+
+
+# ----------------------------------------------------------------- BatchNormalization
+def test_batch_normalization_defaults_and_initializers():
+    layer = BatchNormalization(beta_initializer="ones", gamma_initializer="zeros",
+                               moving_mean_initializer="ones", moving_variance_initializer="zeros")
+    layer(np.zeros((2, 3)))
+    np.testing.assert_array_equal(layer.beta.value, [1, 1, 1])
+    np.testing.assert_array_equal(layer.gamma.value, [0, 0, 0])
+    np.testing.assert_array_equal(layer.moving_mean.value, [1, 1, 1])
+    np.testing.assert_array_equal(layer.moving_variance.value, [0, 0, 0])
+    config = BatchNormalization().get_config()
+    assert [config[f"{k}_initializer"] for k in ("beta", "gamma", "moving_mean", "moving_variance")] == \
+        ["zeros", "ones", "zeros", "ones"]
+    assert not layer.moving_mean.trainable and not layer.moving_variance.trainable
+
+
+def test_batch_normalization_keeps_its_statistics_across_calls_and_checks_its_input():
+    """Built once: two training steps apply the momentum twice. n = 2 values per channel:
+    Bessel's factor n / (n - 1) = 2. x = (0, 2): mean 1, biased variance 1, unbiased 2.
+    moving_mean = 0.99 * (0.99 * 0 + 0.01 * 1) + 0.01 * 1; moving_variance likewise from 1 to 2."""
+    layer = BatchNormalization()
+    x = np.array([[0.0], [2.0]])
+    layer(x, training=True)
+    layer(x, training=True)
+    np.testing.assert_allclose(layer.moving_mean.value, [0.99 * 0.01 + 0.01], rtol=1e-6)
+    np.testing.assert_allclose(layer.moving_variance.value, [0.99 * (0.99 + 0.02) + 0.02], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"batch_normalization\w*"):
+        layer(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"batch_normalization\w*"):
+        BatchNormalization()(np.zeros(3))
+
+
+def test_batch_normalization_bare_forward_is_inference():
+    layer = BatchNormalization()
+    x = np.array([[0.0], [2.0]])
+    layer(x)
+    np.testing.assert_allclose(layer.forward(x), x / np.sqrt(1 + 1e-3), rtol=1e-6)
+    np.testing.assert_array_equal(layer.moving_mean.value, [0.0])
+
+
+# ----------------------------------------------------------------- pooling
+def test_pooling_output_shapes_for_known_and_unknown_sizes():
+    from minidl.layers import Input
+    assert MaxPooling2D()(Input(shape=(8, 6, 3))).shape == (None, 4, 3, 3)
+    assert AveragePooling2D(3, strides=2, padding="same").compute_output_shape((5, 7, 8, 2)) == (5, 4, 4, 2)
+    assert MaxPooling2D().compute_output_shape((None, None, None, 3)) == (None, None, None, 3)
+
+
+def test_pooling_window_larger_than_its_input_names_the_layer_and_the_shape():
+    with pytest.raises(ValueError, match=r"^MaxPooling2D 'max_pooling2d\w*': .*does not fit.* "
+                                         r"\(input shape \(None, 2, 2, 3\)\)$"):
+        MaxPooling2D(3).compute_output_shape((None, 2, 2, 3))
