@@ -86,3 +86,13 @@ def test_batchnorm_gradient_sums_are_accumulated_in_float64():
     _, grad_gamma, _ = batchnorm.batchnorm_backward(g, x, mean, inv_std, None)
     expected = np.float32(np.sum(g.astype(np.float64) * x_hat.astype(np.float64)))
     assert expected != 0 and grad_gamma[0] == expected and grad_gamma.dtype == np.float32
+
+
+def test_convolution_refuses_a_3_d_input_and_names_the_batch_in_gradient_shapes():
+    from minidl.kernels.reference import conv as conv_module
+    with pytest.raises(ValueError, match=r"^minidl/kernels/reference/conv.py conv2d_forward: x must be NHWC"):
+        conv_module.conv2d_forward(np.zeros((4, 4, 2)), np.zeros((3, 3, 2, 1)), (1, 1), VALID)
+    x = np.zeros((3, 4, 4, 2))
+    with pytest.raises(ValueError, match=r"^minidl/kernels/reference/conv.py conv2d_backward: grad_output must "
+                                         r"have shape \(3, 2, 2, 1\), got \(3, 2, 2, 2\)$"):
+        conv_module.conv2d_backward(np.zeros((3, 2, 2, 2)), x, np.zeros((3, 3, 2, 1)), (1, 1), VALID)

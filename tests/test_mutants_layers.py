@@ -217,3 +217,18 @@ def test_pooling_window_larger_than_its_input_names_the_layer_and_the_shape():
     with pytest.raises(ValueError, match=r"^MaxPooling2D 'max_pooling2d\w*': .*does not fit.* "
                                          r"\(input shape \(None, 2, 2, 3\)\)$"):
         MaxPooling2D(3).compute_output_shape((None, 2, 2, 3))
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (dict(pool_size=(2, 2, 2)), r"`pool_size` must be a positive integer or a tuple of 2 of them, got \(2, 2, 2\)"),
+    (dict(strides=0), r"`strides` must be a positive integer or a tuple of 2 of them, got \(0, 0\)"),
+    (dict(padding="full"), r"padding must be 'valid' or 'same', got 'full'"),
+])
+def test_pooling_arguments_are_checked_with_the_layer_named(arguments, message):
+    with pytest.raises(ValueError, match=rf"^AveragePooling2D 'average_pooling2d\w*': {message}$"):
+        AveragePooling2D(**arguments)
+
+
+def test_pooling_needs_4_d_input():
+    with pytest.raises(ValueError, match=r"max_pooling2d\w*"):
+        MaxPooling2D()(np.zeros((2, 4, 4)))

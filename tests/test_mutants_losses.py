@@ -143,14 +143,17 @@ def test_cce_gradient_passes_at_the_clip_bounds_and_warns_about_nothing():
     prediction is clipped (no gradient) without a division-by-zero warning."""
     loss = losses.CategoricalCrossentropy()
     p = np.array([[EPSILON, 1 - EPSILON],       # sums to 1: the true class sits on the lower bound
-                  [0.0, 1.0]])                  # true class exactly 0: clipped
-    y = np.array([[1.0, 0.0], [1.0, 0.0]])
+                  [0.0, 1.0],                   # true class exactly 0: clipped
+                  [1 - EPSILON, EPSILON]])      # the true class on the upper bound
+    y = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         grad = loss.gradient(y, p)
-    # row 0: d/dp_j of -log(p_0 / (p_0 + p_1)) at p_0 = eps, p_1 = 1 - eps, over B = 2
-    np.testing.assert_allclose(grad[0], [-(1 / EPSILON - 1) / 2, 1 / 2], rtol=1e-6)
+    # row 0: d/dp_j of -log(p_0 / (p_0 + p_1)) at p_0 = eps, p_1 = 1 - eps, over B = 3
+    np.testing.assert_allclose(grad[0], [-(1 / EPSILON - 1) / 3, 1 / 3], rtol=1e-6)
     np.testing.assert_array_equal(grad[1], [0.0, 0.0])
+    # row 2: g_0 = -1/(1 - eps), sum_k g_k p_k = -1: grad = (-1/(1 - eps) + 1, 0 + 1) / 3
+    np.testing.assert_allclose(grad[2], [(1 - 1 / (1 - EPSILON)) / 3, 1 / 3], rtol=1e-6)
 
 
 def test_cce_gradient_keeps_float32():
@@ -191,6 +194,11 @@ def test_label_shape_errors_name_the_loss_in_value_and_gradient(loss):
             loss.value_and_grad_from_logits(y, p)
 
 
+def test_a_loss_config_without_a_name_is_an_unknown_loss():
+    with pytest.raises(ValueError, match=r"^Unknown loss \{'from_logits': True\}"):
+        losses.get({"from_logits": True})
+
+
 def test_a_loss_without_a_logits_path_says_so():
     with pytest.raises(NotImplementedError, match="^mean_squared_error has no logits path$"):
         losses.MeanSquaredError().value_and_grad_from_logits(np.zeros((2, 1)), np.zeros((2, 1)))
@@ -215,15 +223,16 @@ def test_a_metric_with_nothing_seen_reports_zero():
 def test_categorical_accuracy_compares_argmaxes_per_sample_and_per_step():
     metric = metrics.CategoricalAccuracy()
     y = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1], [0, 1, 0]])
-    p = np.array([[0.1, 0.7, 0.2], [0.3, 0.4, 0.3], [0.2, 0.2, 0.6], [0.5, 0.4, 0.1]])
+    p = np.array([[0.1, 0.7, 0.2], [0.3, 0.4, 0.3], [0.2, 0.2, 0.6], [0.1, 0.5, 0.4]])
+    p[1] = [0.4, 0.5, 0.1]                  # the only wrong one: argmax 1, label 0
     metric.update(y, p)
-    assert metric.result() == pytest.approx(2 / 4)
+    assert metric.result() == pytest.approx(3 / 4)
     # (B, T, K): one prediction per step, B*T of them
     metric.reset()
     y3 = np.stack([y[:2], y[2:]])            # (2, 2, 3)
     p3 = np.stack([p[:2], p[2:]])
     metric.update(y3, p3)
-    assert metric.count == 4 and metric.result() == pytest.approx(2 / 4)
+    assert metric.count == 4 and metric.result() == pytest.approx(3 / 4)
 
 
 def test_binary_accuracy_of_a_rank_3_output_averages_every_unit():
