@@ -236,11 +236,12 @@ def test_categorical_accuracy_compares_argmaxes_per_sample_and_per_step():
 
 
 def test_binary_accuracy_of_a_rank_3_output_averages_every_unit():
+    """(B, T, K) = (2, 3, 2): B*T = 6 samples seen, each the mean over its K units."""
     metric = metrics.BinaryAccuracy()
-    y = np.array([[[1, 0], [0, 0]], [[1, 1], [0, 1]]], dtype=float)          # (2, 2, 2)
-    p = np.array([[[0.9, 0.2], [0.6, 0.1]], [[0.4, 0.7], [0.3, 0.8]]])
-    metric.update(y, p)          # correct: 2/2, 1/2, 1/2, 2/2 per step
-    assert metric.count == 4 and metric.result() == pytest.approx(0.75)
+    y = np.array([[[1, 0], [0, 0], [1, 1]], [[1, 1], [0, 1], [0, 0]]], dtype=float)
+    p = np.array([[[0.9, 0.2], [0.6, 0.1], [0.7, 0.8]], [[0.4, 0.7], [0.3, 0.8], [0.6, 0.9]]])
+    metric.update(y, p)          # correct per step: 2/2, 1/2, 2/2 and 1/2, 2/2, 0/2
+    assert metric.count == 6 and metric.result() == pytest.approx(8 / 12)
 
 
 def test_binary_accuracy_threshold_is_used():

@@ -185,6 +185,11 @@ def test_adam_defaults_are_keras_and_epsilon_none_means_1e_7():
     np.testing.assert_allclose(steps(optimizers.Adam(epsilon=None), [0.0], [[g]]), [expected], rtol=1e-9)
 
 
+def test_an_optimizer_config_without_a_name_is_an_unknown_optimizer():
+    with pytest.raises(ValueError, match=r"^Unknown optimizer \{'learning_rate': 0\.1\}"):
+        optimizers.get({"learning_rate": 0.1})
+
+
 def test_bad_constructor_arguments_are_errors_that_name_the_optimizer():
     with pytest.raises(ValueError, match=r"^Adam: learning_rate must be >= 0, got -0\.1$"):
         optimizers.Adam(learning_rate=-0.1)
