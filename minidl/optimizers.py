@@ -116,9 +116,10 @@ class Optimizer:
 
     def get_state(self):
         """``{'iterations': k, 'slots': [{name: array}, ...]}`` in parameter order."""
+        if self._pending_state is not None:          # set_state() was called; no update since
+            return {"iterations": self._pending_state["iterations"],
+                    "slots": [{k: v.copy() for k, v in slots.items()} for slots in self._pending_state["slots"]]}
         slots = [{k: v.copy() for k, v in self._slots.get(id(p), {}).items()} for p in self._parameters]
-        if self._pending_state is not None and not self._parameters:
-            return dict(self._pending_state)
         return {"iterations": self.iterations, "slots": slots}
 
     def set_state(self, state):

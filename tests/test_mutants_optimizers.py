@@ -229,9 +229,6 @@ def test_amsgrad_divides_by_the_largest_v_so_far():
                                rtol=1e-9)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: set_state() on an optimizer that has already updated parameters "
-                                       "clears its slots, and get_state() before the next update then returns "
-                                       "empty slots instead of the state just set")
 def test_state_set_on_a_used_optimizer_reads_back_before_the_next_update():
     adam = optimizers.Adam()
     parameter = Parameter("p", np.ones(2))
