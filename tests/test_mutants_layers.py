@@ -211,6 +211,9 @@ def test_pooling_output_shapes_for_known_and_unknown_sizes():
     assert MaxPooling2D()(Input(shape=(8, 6, 3))).shape == (None, 4, 3, 3)
     assert AveragePooling2D(3, strides=2, padding="same").compute_output_shape((5, 7, 8, 2)) == (5, 4, 4, 2)
     assert MaxPooling2D().compute_output_shape((None, None, None, 3)) == (None, None, None, 3)
+    # either spatial size unknown: both output sizes unknown, batch and channels kept
+    assert MaxPooling2D().compute_output_shape((5, None, 8, 3)) == (5, None, None, 3)
+    assert MaxPooling2D().compute_output_shape((5, 8, None, 3)) == (5, None, None, 3)
 
 
 def test_pooling_window_larger_than_its_input_names_the_layer_and_the_shape():
@@ -232,3 +235,26 @@ def test_pooling_arguments_are_checked_with_the_layer_named(arguments, message):
 def test_pooling_needs_4_d_input():
     with pytest.raises(ValueError, match=r"max_pooling2d\w*"):
         MaxPooling2D()(np.zeros((2, 4, 4)))
+
+
+@pytest.mark.parametrize("make_layer", [lambda: Dense(2), lambda: BatchNormalization()], ids=["Dense", "BN"])
+def test_a_refused_call_leaves_the_layer_unbuilt_and_a_built_layer_refuses_1_d_input(make_layer):
+    """The rank is checked before build: a 1-D input is refused without making weights, so the
+    next good call builds for its own shape; once built, a 1-D input whose size matches the
+    last axis is refused too (it has no batch axis)."""
+    layer = make_layer()
+    with pytest.raises(ValueError, match=r"(dense|batch_normalization)\w*"):
+        layer(np.zeros(4))
+    assert not layer.built and layer.weights == []
+    layer(np.zeros((3, 5)))
+    assert layer.weights[0].shape[0] == 5
+    with pytest.raises(ValueError, match=r"(dense|batch_normalization)\w*"):
+        layer(np.zeros(5))
+
+
+def test_batch_normalization_accepts_its_axis_as_a_list_like_keras():
+    x = np.random.default_rng(0).standard_normal((2, 3, 3, 4))
+    y = BatchNormalization(axis=[-1])(x, training=True)
+    np.testing.assert_allclose(y.mean(axis=(0, 1, 2)), 0.0, atol=1e-6)
+    with pytest.raises(NotImplementedError, match=r"^BatchNormalization\(axis=\[1\]\) is not implemented"):
+        BatchNormalization(axis=[1])(x)
