@@ -9,6 +9,7 @@
 # /tmp/minidl_mutation, emptied first) -- mutmut rewrites the files it mutates, so it never
 # runs in the working tree --, runs mutmut there on the reference kernel path, and prints the
 # score per file (tests/mutation/score.py). Survivors: `cd WORKDIR && $MUTMUT show NAME`.
+# MUTMUT=, MAX_CHILDREN= (default 2) and WITHOUT= (test files to leave out) change the defaults.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)          # the configuration and score.py are taken from here
 REPO=$(git -C "$HERE" rev-parse --show-toplevel)
@@ -22,6 +23,11 @@ mkdir -p "$WORK"
 git -C "$REPO" archive "$REF" | tar -x -C "$WORK"
 cd "$WORK"
 git -C "$REPO" rev-parse "$REF" > mutation_commit.txt
+# WITHOUT="tests/test_mutants_*.py": measure the commit without some test files (what they add)
+if [ -n "${WITHOUT:-}" ]; then
+    # shellcheck disable=SC2086
+    rm -f $WITHOUT
+fi
 
 # setup.cfg = mutmut.cfg + the covering tests: covering_tests.txt, the tests written against
 # mutants (tests/test_mutants_*.py) and the signature audit, when the commit has them.
