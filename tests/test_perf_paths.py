@@ -226,3 +226,25 @@ def test_a_nested_model_reading_the_input_still_passes_gradients_inside_it():
     assert len(plain) == 6 and all(np.abs(g).max() > 0 for g in plain)
     for a, b in zip(plain, fast):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("first", ["Dense", "BatchNormalization", "Activation", "Conv2D"])
+def test_training_step_gives_no_input_gradient_whatever_layer_reads_the_input(first):
+    """The walk's docstring promises None for the model's input gradient during a training
+    step; that must hold whichever layer reads the input, not only a Conv2D (issue 15)."""
+    rng = np.random.default_rng(11)
+    inputs = Input(shape=(5, 5, 3))
+    reader = {"Dense": lambda: Dense(4), "BatchNormalization": lambda: BatchNormalization(),
+              "Activation": lambda: Activation("relu"), "Conv2D": lambda: Conv2D(4, 3, padding="same")}[first]()
+    outputs = Dense(1)(GlobalAveragePooling2D()(Conv2D(2, 3, padding="same")(reader(inputs))))
+    model = Model(inputs, outputs)
+    for parameter in model.trainable_weights:
+        parameter.value = rng.standard_normal(parameter.shape)
+    x, upstream = rng.standard_normal((2, 5, 5, 3)), rng.standard_normal((2, 1))
+    with kernel_path("numba"):
+        plain, plain_input_grad = _parameter_grads(model, x, upstream, _textbook_walk)
+        fast, fast_input_grad = _parameter_grads(model, x, upstream, engine.backward_for_training)
+    assert plain_input_grad is not None and plain_input_grad.shape == x.shape
+    assert fast_input_grad is None
+    for a, b in zip(plain, fast):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
