@@ -21,6 +21,14 @@ def kernel_path(request):
 
 
 @pytest.fixture
+def engine_path():
+    """For a test of the Numba engine itself (fusion, the training walk's plan): the engine, even
+    when ``MINIDL_KERNELS=reference`` puts the rest of the suite on the reference path."""
+    with config.using_kernel_path("numba"):
+        yield
+
+
+@pytest.fixture
 def config_switches():
     """Call it as ``config_switches(inference_fusion=True, winograd=False)``: minidl.config's
     switches for this test, each put back as it was after the test."""

@@ -95,7 +95,7 @@ _FIRST_CALL = "import numpy as np; from minidl import kernels; kernels.relu_forw
 
 
 def test_the_first_compilation_says_so_once_and_a_warm_cache_says_nothing(tmp_path):
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), MINIDL_KERNELS="numba")   # the engine compiles
 
     def first_run_output():
         completed = subprocess.run([sys.executable, "-c", _FIRST_CALL], capture_output=True, text=True,

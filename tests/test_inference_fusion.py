@@ -34,7 +34,9 @@ from random_batch_norms import randomize_batch_norms
 
 
 @pytest.fixture
-def fusion_on(config_switches):
+def fusion_on(config_switches, engine_path):
+    """Inference fusion switched on, on the engine (fusion is the engine's), even under
+    ``MINIDL_KERNELS=reference``."""
     config_switches(inference_fusion=True)
 
 

@@ -120,7 +120,7 @@ def _count_backward_calls(layers):
     return calls
 
 
-def test_the_engine_never_calls_a_frozen_layers_backward_and_fuses_the_frozen_part(monkeypatch):
+def test_the_engine_never_calls_a_frozen_layers_backward_and_fuses_the_frozen_part(monkeypatch, engine_path):
     model, base, _ = _workshop_model(np.float32)
     _freeze(model.layers[:249])
     model.compile("sgd", "binary_crossentropy")
@@ -165,7 +165,7 @@ def test_a_frozen_layer_between_trainable_ones_passes_gradients_but_computes_non
     np.testing.assert_array_equal(frozen_norm.moving_mean.value, moving_before)
 
 
-def test_a_dropout_in_a_frozen_part_still_drops_in_training():
+def test_a_dropout_in_a_frozen_part_still_drops_in_training(engine_path):
     minidl.clear_session()
     inputs = Input(shape=(50,))
     dropout = Dropout(0.5, seed=0)

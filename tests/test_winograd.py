@@ -36,8 +36,9 @@ from random_batch_norms import randomize_batch_norms
 
 
 @pytest.fixture
-def any_channel_count(monkeypatch):
-    """Winograd for layers of any width and size, so that tests can use small ones."""
+def any_channel_count(monkeypatch, engine_path):
+    """Winograd for layers of any width and size, so that tests can use small ones; on the
+    engine (Winograd is the engine's), even under ``MINIDL_KERNELS=reference``."""
     monkeypatch.setattr(winograd, "_MIN_CHANNELS", 1)
     monkeypatch.setattr(winograd, "_MIN_OUTPUT_SIZE", 1)
 
