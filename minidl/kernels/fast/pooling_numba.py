@@ -176,13 +176,17 @@ def _avg_pool_backward_kernel(grad_output, height, width, pool_h, pool_w,
     return grad_input
 
 
+def _forward_windows(kernel, x, pool_size, strides, pads, name):
+    """Run a forward window kernel over x with the output size and the scalars it takes."""
+    out_h, out_w = padded_output_size(x.shape, pool_size, strides, pads,
+                                      where=f"minidl/kernels/fast/pooling_numba.py {name}")
+    return kernel(x.size, np.ascontiguousarray(x), int(pool_size[0]), int(pool_size[1]),
+                  int(strides[0]), int(strides[1]), int(pads[0][0]), int(pads[1][0]), out_h, out_w)
+
+
 def max_pool_forward(x, pool_size, strides, pads):
     """Return ``(y, argmax)``; argmax holds h*W + w of the first maximum (int64)."""
-    out_h, out_w = padded_output_size(x.shape, pool_size, strides, pads,
-                                      where="minidl/kernels/fast/pooling_numba.py max_pool_forward")
-    return _max_pool_forward_kernel(x.size, np.ascontiguousarray(x), int(pool_size[0]), int(pool_size[1]),
-                                    int(strides[0]), int(strides[1]),
-                                    int(pads[0][0]), int(pads[1][0]), out_h, out_w)
+    return _forward_windows(_max_pool_forward_kernel, x, pool_size, strides, pads, "max_pool_forward")
 
 
 def max_pool_backward(grad_output, argmax, input_shape):
@@ -199,11 +203,7 @@ def max_pool_backward(grad_output, argmax, input_shape):
 
 def avg_pool_forward(x, pool_size, strides, pads):
     """Window mean over the in-bounds cells (TF excludes padding from the divisor)."""
-    out_h, out_w = padded_output_size(x.shape, pool_size, strides, pads,
-                                      where="minidl/kernels/fast/pooling_numba.py avg_pool_forward")
-    return _avg_pool_forward_kernel(x.size, np.ascontiguousarray(x), int(pool_size[0]), int(pool_size[1]),
-                                    int(strides[0]), int(strides[1]),
-                                    int(pads[0][0]), int(pads[1][0]), out_h, out_w)
+    return _forward_windows(_avg_pool_forward_kernel, x, pool_size, strides, pads, "avg_pool_forward")
 
 
 def avg_pool_backward(grad_output, input_shape, pool_size, strides, pads):
