@@ -109,7 +109,6 @@ def bench_conv(shape_key, repeats, with_reference):
     rows, depth = BATCH * out_h * out_w, kernel_size[0] * kernel_size[1] * channels_in
     kernel_2d = kernel.reshape(depth, channels_out)
     grad_2d = grad_output.reshape(rows, channels_out)
-    pointwise = kernel_size == (1, 1) and stride == 1 and pads == ((0, 0), (0, 0))
 
     def backward(need_input_grad):
         if need_input_grad:

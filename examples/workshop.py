@@ -16,7 +16,6 @@ Everything lands in ``--out`` (default ``runs/workshop-<timestamp>``); open
 ``--resume`` continues from the last completed epoch.
 """
 import argparse
-import json
 import sys
 import time
 from datetime import datetime

@@ -299,7 +299,7 @@ def write_report(folder, args, state, history, predictions, evaluation, names, t
         f"{fine_tuning(args)}"
         f"{', augmented validation (original quirk)' if args.augment_validation else ''}"
         f"{', QUICK smoke-test mode' if args.quick else ''}",
-        f"- batch-norm statistics: "
+        "- batch-norm statistics: "
         + ("re-estimated from the (unaugmented) training images before every validation "
            "(`--bn-recalibration`, a minidl addition: from random weights Keras's momentum-0.99 "
            "moving averages still carry their initial values and inference collapses to one class)"

@@ -15,7 +15,6 @@ from PIL import Image
 
 from minidl.datasets import (DATASET_NAME, DatasetChecksumError, DatasetUnavailableError,
                              find_dataset, load_checksums, verify_dataset)
-from minidl.datasets import open_i
 
 LAYOUT = ["TRAIN/openI_CXR/c1.png", "TRAIN/openI_abd_xray/a1.png", "VAL/openI_CXR/c (1).png",
           "VAL/openI_abd_xray/a2.png", "TEST/chest2.png"]

@@ -4,11 +4,8 @@ Only the settings are shrunk (75x75 images, 1 epoch, 1 step, weights=None) so
 that it runs in seconds; every statement is the notebook's.
 """
 import warnings
-from pathlib import Path
 
 import numpy as np
-import pytest
-from PIL import Image
 from workshop_data import make_tiny_workshop_data
 
 

@@ -2,7 +2,6 @@
 import io
 import math
 import re
-import warnings
 
 import numpy as np
 import pytest
@@ -10,8 +9,8 @@ import pytest
 from minidl import losses, metrics, optimizers
 from minidl.callbacks import (Callback, CSVLogger, EarlyStopping, LearningRateScheduler, Progbar,
                               TerminateOnNaN)
-from minidl.layers import Dense, Dropout, Input, Activation
-from minidl.models import Model, Sequential
+from minidl.layers import Dense, Dropout, Input
+from minidl.models import Model
 from minidl.parameter import Parameter
 
 

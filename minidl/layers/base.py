@@ -40,7 +40,6 @@ from contextlib import contextmanager
 import numpy as np
 
 from minidl import initializers
-from minidl.layers.input_spec import InputSpec, describe_shape
 from minidl.parameter import Parameter
 
 _name_counters = defaultdict(int)
