@@ -41,6 +41,9 @@ def _arrays(dtype):
         "bn statistics": (batchnorm_numba._mean_and_variance, (rows,)),
         "bn scale and shift": (batchnorm_numba._scale_and_shift,
                                (rows, channel(), channel(), channel(), True, np.empty_like(rows))),
+        "bn scale and shift in place": (batchnorm_numba._scale_and_shift_in_place,
+                                        (np.concatenate([rows, rows], axis=1), 3, channel()[:2], channel()[:2],
+                                         channel()[:2], True)),
         "bn gradient sums": (batchnorm_numba._gradient_sums, (grad_rows, rows, channel())),
         "bn input gradient": (batchnorm_numba._input_gradient,
                               (grad_rows, rows, channel(), channel(), channel(), channel())),
@@ -74,7 +77,7 @@ def test_the_serial_and_the_parallel_build_agree_bit_for_bit(name, dtype):
                [r for pair in results for r in pair] + serial_arguments)
 
 
-def test_small_work_stays_serial_and_large_work_turns_the_parallel_build_on(monkeypatch):
+def test_each_call_picks_its_build_by_its_own_work(monkeypatch):
     def double(x, out):
         for i in range(x.size):
             out[i] = 2 * x[i]
@@ -86,9 +89,9 @@ def test_small_work_stays_serial_and_large_work_turns_the_parallel_build_on(monk
     small, large = np.ones(10, np.float32), compiled.PARALLEL_WORK
     kernel(small.size, small, small)
     kernel(large, small, small)
-    kernel(small.size, small, small)                       # float32's parallel build runs now
-    kernel(small.size, small.astype(np.float64), small)    # float64's does not yet
-    assert ran == ["serial", "parallel", "parallel", "serial"]
+    kernel(large - 1, small, small)            # small work after large: serial again (waking cores costs)
+    kernel(small.size, small.astype(np.float64), small)
+    assert ran == ["serial", "parallel", "serial", "serial"]
 
 
 _FIRST_CALL = "import numpy as np; from minidl import kernels; kernels.relu_forward(np.ones(9, np.float32))"

@@ -158,6 +158,25 @@ def test_batchnorm_inference_rows_equals_batchnorm_then_relu(dtype):
         np.testing.assert_array_equal(in_place, expected)
 
 
+@pytest.mark.parametrize("relu", [True, False])
+def test_batchnorm_inference_rows_in_place_on_channels_of_a_concatenation(relu):
+    rng = np.random.default_rng(6)
+    concatenation = rng.normal(size=(4, 5, 6, 13)).astype(np.float32)
+    rows = concatenation[..., 3:10].reshape(-1, 7)[5:83]          # a chunk of a convolution's channels
+    mean, variance = rng.normal(size=7).astype(np.float32), rng.uniform(0.1, 2, 7).astype(np.float32)
+    gamma, beta = rng.normal(size=7).astype(np.float32), rng.normal(size=7).astype(np.float32)
+    affine = batchnorm_numba.batchnorm_inference_affine(mean, variance, gamma, beta, 1e-3, 7, np.float32)
+    expected = batchnorm_numba.batchnorm_inference(np.ascontiguousarray(rows), mean, variance, gamma, beta, 1e-3)
+    if relu:
+        expected = relu_numba.relu_forward(expected)
+    before = concatenation.copy()
+    assert batchnorm_numba.batchnorm_inference_rows(rows, affine, relu=relu, out=rows) is rows
+    np.testing.assert_array_equal(rows, expected)
+    untouched = np.ones(concatenation.shape, bool)
+    untouched.reshape(-1, 13)[5:83, 3:10] = False
+    np.testing.assert_array_equal(concatenation[untouched], before[untouched])
+
+
 def test_batchnorm_inference_rows_rejects_a_wrong_out():
     rows = np.zeros((4, 3), np.float32)
     affine = batchnorm_numba.batchnorm_inference_affine(np.zeros(3), np.ones(3), None, None, 1e-3, 3, np.float32)

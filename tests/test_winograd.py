@@ -302,3 +302,23 @@ def test_set_winograd_false_gives_im2col_bit_for_bit(any_channel_count):
     np.testing.assert_array_equal(without, im2col)
     assert not np.array_equal(with_winograd, without)
     np.testing.assert_allclose(with_winograd, without, rtol=0, atol=1e-5 * np.abs(without).max())
+
+
+def test_a_layer_in_one_chunk_shares_its_products_by_position_and_fills_a_channel_slice(any_channel_count,
+                                                                                        monkeypatch):
+    x, kernel, pads = _case(np.random.default_rng(6), (2, 9, 10, 3), (3, 3), "same", np.float64)
+    plan = winograd_plan(x.shape, kernel.shape, (1, 1), pads)
+    shared = []
+    share = winograd.for_each_chunk
+
+    def recording(chunks, make_buffer, process):
+        shared.append(len(chunks))
+        return share(chunks, make_buffer, process)
+
+    monkeypatch.setattr(winograd, "for_each_chunk", recording)
+    concatenation = np.full((2, 9, 10, 12), -7.0)        # channels 4..8 are the convolution's
+    winograd_conv2d_forward(x, transform_kernel(kernel, plan), plan, out=concatenation[..., 4:9])
+    assert shared == [1, 36]          # one chunk of tile rows; its 6x6 positions' products shared
+    expected = reference.conv2d_forward(x, kernel, (1, 1), pads)
+    np.testing.assert_allclose(concatenation[..., 4:9], expected, rtol=0, atol=1e-12)
+    assert (concatenation[..., :4] == -7).all() and (concatenation[..., 9:] == -7).all()

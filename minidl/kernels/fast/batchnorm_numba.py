@@ -11,6 +11,13 @@ results are identical on every machine. Elementwise passes run ``prange`` over r
 Compared with NumPy, a training forward reads x twice (statistics in one pass, then the
 output) and writes y once, with no temporaries of x's size.
 
+The inference epilogue of a fused convolution (``batchnorm_inference_rows`` with
+``out=rows``) runs in place through a kernel of its own that reads and writes one array:
+given two arguments that are the same memory, the compiled loop finds at run time that
+they overlap and falls back to one float at a time (4x slower). Rows that are a column
+slice of a concatenation's output reach it as ``(parent, first_column)``
+(``layout.py``), so that it runs vectorised there too.
+
 Example::
 
     y, mean, variance, inv_std = batchnorm_train_forward(x, None, beta, 1e-3)
@@ -19,6 +26,7 @@ import numpy as np
 from numba import njit, prange
 
 from minidl.kernels.fast.compiled import TwoBuilds
+from minidl.kernels.fast.layout import column_block
 
 _BLOCKS = 64  # row blocks for the parallel reductions (fixed => deterministic results)
 
@@ -71,6 +79,19 @@ def _scale_and_shift(rows, center, scale, shift, relu, out):
             value = (rows[i, c] - center[c]) * scale[c] + shift[c]
             # '<=' sends -0.0 to +0.0 and keeps NaN, exactly like relu_forward.
             out[i, c] = zero if relu and value <= zero else value
+
+
+@TwoBuilds
+def _scale_and_shift_in_place(parent, first_column, center, scale, shift, relu):
+    """_scale_and_shift of ``parent[:, first_column:first_column + C]`` into itself (C = center.size)."""
+    count = parent.shape[0]
+    channels = center.size
+    zero = parent.dtype.type(0)
+    for i in prange(count):
+        row = parent[i][first_column:first_column + channels]
+        for c in range(channels):
+            value = (row[c] - center[c]) * scale[c] + shift[c]
+            row[c] = zero if relu and value <= zero else value
 
 
 @TwoBuilds
@@ -175,7 +196,11 @@ def batchnorm_inference_rows(rows, affine, relu, out):
     ReLU if ``relu``; writes ``out`` (which may be ``rows``: in place) and returns it."""
     _check_rows_and_out(rows, out, "batchnorm_inference_rows")
     center, scale, shift = affine
-    _scale_and_shift(rows.size, rows, center, scale, shift, bool(relu), out)
+    block = column_block(rows) if out is rows else None
+    if block is not None:
+        _scale_and_shift_in_place(rows.size, *block, center, scale, shift, bool(relu))
+    else:
+        _scale_and_shift(rows.size, rows, center, scale, shift, bool(relu), out)
     return out
 
 

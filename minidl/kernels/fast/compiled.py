@@ -15,11 +15,13 @@ compiles it twice, each build only when it is first needed:
 * ``parallel`` -- ``prange`` spread over the cores: for large work.
 
 A call runs the parallel build when its *work* (the number of elements the operation
-touches) is at least ``PARALLEL_WORK``, or when the parallel build already runs for that
-dtype -- a large model compiles it in its first big layer and then uses it for every
-layer, as if there were only that build; a small model never compiles it. Both builds
-compute the same numbers bit for bit: the same loop, each element or block handled by
-exactly one iteration, whichever thread runs it (``tests/test_compiled_builds.py``).
+touches) is at least ``PARALLEL_WORK``, the serial build otherwise: waking the other
+cores costs about 40 us, more than a vectorised loop over a few hundred thousand floats
+takes on one core (InceptionV3's 8x8 layers: a ReLU of 123 000 floats in 11 us serially,
+45 us in parallel; ``benchmarks/README.md``). A small model never compiles the parallel
+build; a large one compiles both, each once. Both builds compute the same numbers bit
+for bit: the same loop, each element or block handled by exactly one iteration, whichever
+thread runs it (``tests/test_compiled_builds.py``).
 
 When the first compilation of a run starts, :func:`announce_compilation` prints one line,
 so that a learner knows why the first epoch is slow. How long the first run takes, cold
@@ -50,14 +52,10 @@ class TwoBuilds:
     def __init__(self, function):
         self.parallel = njit(cache=True, parallel=True, nogil=True)(function)
         self.serial = njit(cache=True, nogil=True)(_renamed_copy(function, function.__name__ + "_serial"))
-        self._parallel_dtypes = set()     # the dtypes whose parallel build has run
 
     def __call__(self, work, *arrays_and_scalars):
-        dtype = arrays_and_scalars[0].dtype
-        if work >= PARALLEL_WORK or dtype in self._parallel_dtypes:
-            self._parallel_dtypes.add(dtype)
-            return self.parallel(*arrays_and_scalars)
-        return self.serial(*arrays_and_scalars)
+        build = self.parallel if work >= PARALLEL_WORK else self.serial
+        return build(*arrays_and_scalars)
 
 
 def _renamed_copy(function, name):

@@ -7,6 +7,9 @@ iteration owns one block of the flattened array, so no two threads write the sam
 
 The update is written as a select (``zero if z <= zero else z``) with an unconditional
 store: an ``if`` around the store compiles to masked stores, which are slow on AMD CPUs.
+Each block's loop runs over slices of its own (``z[start:stop]``), indexed from 0: Numba
+then vectorises it (SIMD, 8 to 16 floats per instruction). Indexed as ``z[i]`` with ``i``
+from ``start`` to ``stop`` the same loop stayed scalar, 8x slower (``benchmarks/README.md``).
 
 Example::
 
@@ -26,10 +29,12 @@ def _relu_forward_kernel(z, out):
     zero = z.dtype.type(0)
     blocks = (z.size + _BLOCK - 1) // _BLOCK
     for block in prange(blocks):
-        for i in range(block * _BLOCK, min((block + 1) * _BLOCK, z.size)):
-            value = z[i]
+        start, stop = block * _BLOCK, min((block + 1) * _BLOCK, z.size)
+        z_block, out_block = z[start:stop], out[start:stop]
+        for i in range(z_block.size):
+            value = z_block[i]
             # '<=' sends -0.0 to +0.0 and keeps NaN, exactly like np.maximum(z, 0).
-            out[i] = zero if value <= zero else value
+            out_block[i] = zero if value <= zero else value
 
 
 @TwoBuilds
@@ -38,9 +43,11 @@ def _relu_backward_kernel(grad_output, output, grad_input):
     one = grad_output.dtype.type(1)
     blocks = (output.size + _BLOCK - 1) // _BLOCK
     for block in prange(blocks):
-        for i in range(block * _BLOCK, min((block + 1) * _BLOCK, output.size)):
+        start, stop = block * _BLOCK, min((block + 1) * _BLOCK, output.size)
+        grad_block, output_block, input_block = grad_output[start:stop], output[start:stop], grad_input[start:stop]
+        for i in range(output_block.size):
             # g * 1 or g * 0, like NumPy's g * (a > 0): inf * 0 stays NaN.
-            grad_input[i] = grad_output[i] * (one if output[i] > 0 else zero)
+            input_block[i] = grad_block[i] * (one if output_block[i] > zero else zero)
 
 
 def relu_forward(z):

@@ -17,6 +17,8 @@ Example::
 import numpy as np
 from numba import njit, prange
 
+from minidl.kernels.fast.layout import column_block
+
 
 @njit(cache=True, parallel=True, nogil=True)   # nogil: chunk_workers.py runs it on two threads
 def _input_kernel(x, transform_h, transform_w, tile_h, tile_w, top, left, tiles_h, tiles_w,
@@ -72,7 +74,7 @@ def winograd_input_rows(x, transform_h, transform_w, tile_output, pads, tiles, f
 
 @njit(cache=True, parallel=True, nogil=True)
 def _output_kernel(products, transform_h, transform_w, tiles_h, tiles_w, first_tile_row, tile_row_count,
-                   out_h, out_w, y_rows):
+                   out_h, out_w, y_rows, first_column):
     tile_h, alpha_h = transform_h.shape
     tile_w, alpha_w = transform_w.shape
     filters = products.shape[2]
@@ -101,7 +103,7 @@ def _output_kernel(products, transform_h, transform_w, tiles_h, tiles_w, first_t
                     ow = tx * tile_w + q
                     if ow >= out_w:
                         break
-                    target = y_rows[(pixel_row + p) * out_w + ow]
+                    target = y_rows[(pixel_row + p) * out_w + ow][first_column:first_column + filters]
                     for f in range(filters):
                         target[f] = 0.0
                     for b in range(alpha_w):
@@ -113,7 +115,12 @@ def _output_kernel(products, transform_h, transform_w, tiles_h, tiles_w, first_t
 
 def winograd_output_rows(products, transform_h, transform_w, tiles, first_tile_row, tile_row_count,
                          out_size, y_rows):
-    """Write the chunk's output pixels into ``y_rows`` from ``products`` (AH*AW, tiles, F)."""
+    """Write the chunk's output pixels into ``y_rows`` from ``products`` (AH*AW, tiles, F).
+
+    ``y_rows`` may be a column slice of a larger array (a concatenation's channels): the
+    kernel then writes through its contiguous parent (``layout.py``).
+    """
+    parent, first_column = column_block(y_rows) or (y_rows, 0)
     _output_kernel(products, transform_h, transform_w, tiles[0], tiles[1], first_tile_row, tile_row_count,
-                   out_size[0], out_size[1], y_rows)
+                   out_size[0], out_size[1], parent, first_column)
     return y_rows
