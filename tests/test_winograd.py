@@ -322,3 +322,28 @@ def test_a_layer_in_one_chunk_shares_its_products_by_position_and_fills_a_channe
     expected = reference.conv2d_forward(x, kernel, (1, 1), pads)
     np.testing.assert_allclose(concatenation[..., 4:9], expected, rtol=0, atol=1e-12)
     assert (concatenation[..., :4] == -7).all() and (concatenation[..., 9:] == -7).all()
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_the_output_transform_applies_an_inference_batch_norm_as_the_rows_would(any_channel_count, relu):
+    from minidl.kernels.fast import batchnorm_numba, winograd_numba
+    rng = np.random.default_rng(7)
+    x, kernel, pads = _case(rng, (2, 9, 10, 3), (3, 3), "same", np.float32)
+    plan = winograd_plan(x.shape, kernel.shape, (1, 1), pads)
+    outputs, _, inputs = plan.matrices(np.float32)
+    positions, tile_rows = inputs[0].shape[0] * inputs[1].shape[0], plan.batch * plan.tiles[0]
+    products = rng.normal(size=(positions, tile_rows * plan.tiles[1], 5)).astype(np.float32)
+    affine = batchnorm_numba.batchnorm_inference_affine(
+        rng.normal(size=5).astype(np.float32), rng.uniform(0.5, 2, 5).astype(np.float32),
+        rng.normal(size=5).astype(np.float32), rng.normal(size=5).astype(np.float32), 1e-3, 5, np.float32)
+    pixels = 2 * 9 * 10
+    plain = np.empty((pixels, 5), np.float32)
+    winograd_numba.winograd_output_rows(products, *outputs, plan.tiles, 0, tile_rows, plan.out_size, plain)
+    expected = batchnorm_numba.batchnorm_inference_rows(plain, affine, relu=relu, out=plain.copy())
+    concatenation = np.full((pixels, 9), -7.0, np.float32)
+    winograd_numba.winograd_output_rows(products, *outputs, plan.tiles, 0, tile_rows, plan.out_size,
+                                        concatenation[:, 2:7],
+                                        batchnorm=batchnorm_numba.InferenceEpilogue(affine, relu))
+    np.testing.assert_array_equal(concatenation[:, 2:7], expected)
+    assert (concatenation[:, :2] == -7).all() and (concatenation[:, 7:] == -7).all()
+    assert (expected < 0).any() != relu

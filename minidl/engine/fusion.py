@@ -71,11 +71,7 @@ class ConvBatchNormReLU:
             norm.value_of(norm.moving_mean, like=x), norm.value_of(norm.moving_variance, like=x),
             None if norm.gamma is None else norm.value_of(norm.gamma, like=x),
             None if norm.beta is None else norm.value_of(norm.beta, like=x), norm.epsilon, conv.filters, x.dtype)
-        relu = self.relu
-
-        def batchnorm_then_relu(rows):
-            batchnorm_numba.batchnorm_inference_rows(rows, affine, relu=relu, out=rows)
-
+        batchnorm_then_relu = batchnorm_numba.InferenceEpilogue(affine, self.relu)
         out = None
         if self.destination is not None:
             concatenation, first_channel = self.destination

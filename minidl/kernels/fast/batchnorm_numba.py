@@ -191,6 +191,19 @@ def batchnorm_inference_affine(moving_mean, moving_variance, gamma, beta, epsilo
             _per_channel(beta, 0.0, channels, dtype))
 
 
+class InferenceEpilogue:
+    """Batch norm at inference (+ ReLU) as a convolution's epilogue: ``epilogue(rows)`` applies
+    it in place. A kernel that makes the rows itself may instead apply ``affine`` and ``relu``
+    to each pixel as it writes it (Winograd's output transform does), with the same numbers."""
+
+    def __init__(self, affine, relu):
+        self.affine = affine          # (center, scale, shift), from batchnorm_inference_affine
+        self.relu = bool(relu)
+
+    def __call__(self, rows):
+        batchnorm_inference_rows(rows, self.affine, relu=self.relu, out=rows)
+
+
 def batchnorm_inference_rows(rows, affine, relu, out):
     """Apply ``affine`` (from :func:`batchnorm_inference_affine`) to (n, C) ``rows``, then
     ReLU if ``relu``; writes ``out`` (which may be ``rows``: in place) and returns it."""

@@ -55,6 +55,7 @@ from functools import cache
 import numpy as np
 
 from minidl.kernels.fast import winograd_numba
+from minidl.kernels.fast.batchnorm_numba import InferenceEpilogue
 from minidl.kernels.fast.chunks import equal_chunks, for_each_chunk, output_rows
 from minidl.kernels.geometry import padded_output_size
 
@@ -244,8 +245,12 @@ def winograd_conv2d_forward(x, transformed_kernel, plan, epilogue=None, out=None
         first_pixel, last_pixel = (_first_pixel(plan, row) for row in (first_tile_row,
                                                                        first_tile_row + tile_row_count))
         pixels = y_2d[first_pixel:last_pixel]
+        if isinstance(epilogue, InferenceEpilogue):     # applied pixel by pixel as it is written
+            winograd_numba.winograd_output_rows(products, output_h, output_w, plan.tiles, first_tile_row,
+                                                tile_row_count, plan.out_size, pixels, batchnorm=epilogue)
+            return
         winograd_numba.winograd_output_rows(products, output_h, output_w, plan.tiles, first_tile_row,
-                                     tile_row_count, plan.out_size, pixels)
+                                            tile_row_count, plan.out_size, pixels)
         if epilogue is not None:
             epilogue(pixels)
 

@@ -72,12 +72,16 @@ def winograd_input_rows(x, transform_h, transform_w, tile_output, pads, tiles, f
     return out
 
 
+_NO_EPILOGUE, _BATCHNORM, _BATCHNORM_RELU = 0, 1, 2
+
+
 @njit(cache=True, parallel=True, nogil=True)
 def _output_kernel(products, transform_h, transform_w, tiles_h, tiles_w, first_tile_row, tile_row_count,
-                   out_h, out_w, y_rows, first_column):
+                   out_h, out_w, y_rows, first_column, center, scale, shift, epilogue):
     tile_h, alpha_h = transform_h.shape
     tile_w, alpha_w = transform_w.shape
     filters = products.shape[2]
+    zero = y_rows.dtype.type(0)
     first_pixel_row = (first_tile_row // tiles_h) * out_h + (first_tile_row % tiles_h) * tile_h
     for local_row in prange(tile_row_count):
         tile_row = first_tile_row + local_row
@@ -111,16 +115,30 @@ def _output_kernel(products, transform_h, transform_w, tiles_h, tiles_w, first_t
                         if coefficient != 0.0:
                             for f in range(filters):
                                 target[f] += coefficient * half[p, b, f]
+                    if epilogue != _NO_EPILOGUE:      # batch norm (+ ReLU) while the pixel is in cache
+                        for f in range(filters):
+                            value = (target[f] - center[f]) * scale[f] + shift[f]
+                            target[f] = zero if epilogue == _BATCHNORM_RELU and value <= zero else value
 
 
 def winograd_output_rows(products, transform_h, transform_w, tiles, first_tile_row, tile_row_count,
-                         out_size, y_rows):
+                         out_size, y_rows, batchnorm=None):
     """Write the chunk's output pixels into ``y_rows`` from ``products`` (AH*AW, tiles, F).
 
     ``y_rows`` may be a column slice of a larger array (a concatenation's channels): the
-    kernel then writes through its contiguous parent (``layout.py``).
+    kernel then writes through its contiguous parent (``layout.py``). ``batchnorm``, if
+    given, is an inference epilogue (``batchnorm_numba.InferenceEpilogue``): each pixel
+    is then written already normalised (and through ReLU), the same numbers as applying
+    it to the rows afterwards, without reading them back.
     """
     parent, first_column = column_block(y_rows) or (y_rows, 0)
+    if batchnorm is None:
+        no_values = np.zeros(0, y_rows.dtype)
+        center = scale = shift = no_values
+        epilogue = _NO_EPILOGUE
+    else:
+        center, scale, shift = batchnorm.affine
+        epilogue = _BATCHNORM_RELU if batchnorm.relu else _BATCHNORM
     _output_kernel(products, transform_h, transform_w, tiles[0], tiles[1], first_tile_row, tile_row_count,
-                   out_size[0], out_size[1], parent, first_column)
+                   out_size[0], out_size[1], parent, first_column, center, scale, shift, epilogue)
     return y_rows
