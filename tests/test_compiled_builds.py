@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 import pytest
+from numba import prange
 
 from minidl.kernels.fast import (adam_numba, batchnorm_numba, compiled, conv_numba, pooling_numba, relu_numba,
                                  sgd_numba)
@@ -109,3 +110,18 @@ def test_the_first_compilation_says_so_once_and_a_warm_cache_says_nothing(tmp_pa
     cold = first_run_output()
     assert cold.count("minidl: compiling its kernels for this machine -- the first run only") == 1
     assert first_run_output() == ""
+
+
+def test_both_builds_divide_as_numpy_does():
+    def divide(x, y, out):
+        for i in prange(x.size):
+            out[i] = x[i] / y[i]
+
+    kernel = TwoBuilds(divide)
+    x, y = np.array([1.0, -1.0, 0.0, 6.0], np.float32), np.array([0.0, 0.0, 0.0, 3.0], np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = x / y
+    for build in (kernel.serial, kernel.parallel):      # no ZeroDivisionError: inf, -inf, nan, 2
+        out = np.empty_like(x)
+        build(x, y, out)
+        np.testing.assert_array_equal(out, expected)
