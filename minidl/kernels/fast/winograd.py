@@ -36,9 +36,11 @@ convolution is then im2col's, bit for bit.
 
 Work goes in chunks of tile rows, like ``conv.py``'s chunks of output rows: the input
 transform of a chunk, its A_h*A_w products, the output transform and the epilogue (batch
-norm + ReLU), while the chunk's U and M are in cache. A layer whose U and M fit in the L3
-cache is one chunk; a larger one has many, which go to every core (``chunks.py``). Why
-each threshold below is where it is, and what Winograd saves: ``benchmarks/README.md``
+norm + ReLU, applied by the output transform itself as it writes each pixel when it is a
+fused inference batch norm), while the chunk's U and M are in cache. A layer whose U and M
+fit in the L3 cache is one chunk, whose products the cores share position by position; a
+larger one has many chunks, which go to every core (``chunks.py``). Why each threshold below
+is where it is, and what Winograd saves: ``benchmarks/README.md``
 (``benchmarks/winograd_layers.py`` measures it).
 
 Example::
@@ -75,7 +77,8 @@ _ALGORITHMS = {
 # * fewer input channels than _MIN_CHANNELS: the A_h*A_w products are too thin to be
 #   fast, and im2col wins;
 # * a layer whose U + M fit in _WHOLE_LAYER_BYTES (in the L3 cache) runs as one chunk,
-#   each product on every core; smaller chunks made the products too small to be fast.
+#   its products shared between the cores by position; smaller chunks made the products
+#   too small to be fast.
 #   A larger layer goes in chunks of about _CHUNK_BYTES, shared between the cores like
 #   conv.py's;
 # * an output smaller than _MIN_OUTPUT_SIZE on a side: a few tiles per image, and the
