@@ -34,24 +34,14 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-_WORKER = """
+_MINIDL_MODEL = """
 import json, sys, time
 sys.path.insert(0, {benchmarks!r})
 from bench_step import build_workshop_model, workshop_batch
 model = build_workshop_model(phase="train" if {phase!r} == "predict" else {phase!r})
-x, y = workshop_batch()
-call = (lambda: model.predict_on_batch(x)) if {phase!r} == "predict" else (lambda: model.train_on_batch(x, y))
-for _ in range(2):                  # warm-up: JIT load, first allocations, Adam's slots
-    call()
-print("ready", flush=True)
-for line in sys.stdin:
-    start = time.perf_counter()
-    call()
-    print(json.dumps(time.perf_counter() - start), flush=True)
 """
 
-
-_KERAS_WORKER = """
+_KERAS_MODEL = """
 import json, os, sys, time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -59,9 +49,12 @@ sys.path.insert(0, {benchmarks!r})
 import keras
 from bench_step import _keras3_model, workshop_batch
 model = _keras3_model(keras, "train" if {phase!r} == "predict" else {phase!r})
+"""
+
+_TIMING_LOOP = """
 x, y = workshop_batch()
 call = (lambda: model.predict_on_batch(x)) if {phase!r} == "predict" else (lambda: model.train_on_batch(x, y))
-for _ in range(2):
+for _ in range(2):                  # warm-up: JIT load, first allocations, optimizer slots
     call()
 print("ready", flush=True)
 for line in sys.stdin:
@@ -77,7 +70,7 @@ def start_worker(tree, phase, extra_env, python=None):
     keras = tree == "tensorflow"
     env = dict(os.environ) if keras else dict(os.environ, PYTHONPATH=os.path.abspath(tree))
     env.update(extra_env)
-    code = (_KERAS_WORKER if keras else _WORKER).format(benchmarks=HERE, phase=phase)
+    code = ((_KERAS_MODEL if keras else _MINIDL_MODEL) + _TIMING_LOOP).format(benchmarks=HERE, phase=phase)
     worker = subprocess.Popen([python or sys.executable, "-c", code],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
                               cwd=HERE if keras else os.path.abspath(tree))
