@@ -11,12 +11,18 @@ Settings (joined with '+'; unset ones keep minidl's default):
   concatenation in place), ``minidl.config.set_inference_fusion``;
 * ``share=0|1`` -- convolution chunks shared between the cores, ``MINIDL_SHARE_CHUNKS``.
 * ``winograd=0|1`` -- Winograd convolutions in Conv2D's forward passes
-  (``minidl.config.set_winograd``).
+  (``minidl.config.set_winograd``);
+* ``branches=0|1`` -- an Inception block's branches run at once, one per core
+  (``MINIDL_PARALLEL_BRANCHES``, ``minidl/engine/branches.py``).
+
+Phases: ``predict``; ``train`` (the full fine-tune); ``frozen`` and ``top2`` (a training
+step with the base frozen, or all but its top two Inception blocks, as in ``bench_step.py``).
 
 Usage::
 
     PYTHONPATH=. python benchmarks/paired_ab.py --phase predict --rounds 30 fuse=1 fuse=0
     PYTHONPATH=. python benchmarks/paired_ab.py --phase train --rounds 16 share=1 share=0
+    PYTHONPATH=. python benchmarks/paired_ab.py --phase frozen --rounds 20 branches=0 branches=1
 
 Output: one line with both medians, the median ratio B/A (> 1: A is faster) and the count
 of rounds in which A was faster.
@@ -36,6 +42,7 @@ SETTINGS = {
     "fuse": lambda value: config.set_inference_fusion(value == "1"),
     "share": lambda value: os.environ.__setitem__("MINIDL_SHARE_CHUNKS", value),
     "winograd": lambda value: config.set_winograd(value == "1"),
+    "branches": lambda value: os.environ.__setitem__("MINIDL_PARALLEL_BRANCHES", value),
 }
 
 
@@ -58,14 +65,14 @@ def apply(setting):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--phase", choices=("predict", "train"), default="predict")
+    parser.add_argument("--phase", choices=("predict", "train", "frozen", "top2"), default="predict")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("a", help="setting A, e.g. fuse=1")
     parser.add_argument("b", help="setting B, e.g. fuse=0")
     args = parser.parse_args()
     settings = {"A": parse_setting(args.a), "B": parse_setting(args.b)}
 
-    model = build_workshop_model()
+    model = build_workshop_model(phase="train" if args.phase == "predict" else args.phase)
     x, y = workshop_batch()
 
     def one_call():

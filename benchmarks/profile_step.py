@@ -21,7 +21,9 @@ and an ``other`` row for what no timer covered (the graph walk, the loss, Python
 
 At inference each Conv2D -> BatchNormalization -> ReLU chain runs fused (one line, "Conv2D +
 BatchNormalization + ReLU forward (fused)", ``minidl/engine/fusion.py``);
-``MINIDL_FUSE_INFERENCE=0`` splits it. When the forward chunks are shared between the cores
+``MINIDL_FUSE_INFERENCE=0`` splits it. The per-layer timers need the layers to run one after
+the other, so this script runs an Inception block's branches in turn
+(``MINIDL_PARALLEL_BRANCHES=0``, ``minidl/engine/branches.py``) unless told otherwise. When the forward chunks are shared between the cores
 (``minidl/kernels/fast/chunks.py``) their im2col, product and epilogue overlap on several
 threads, so they are timed together on the convolution's line; ``MINIDL_SHARE_CHUNKS=0``
 runs the chunks in turn and times each part. Convolutions that run as Winograd convolutions
@@ -37,6 +39,7 @@ import time
 
 import numpy as np
 
+os.environ.setdefault("MINIDL_PARALLEL_BRANCHES", "0")   # timers nest on one thread (docstring)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_step import build_workshop_model, workshop_batch  # noqa: E402
 

@@ -107,9 +107,12 @@ def test_with_layers_249_on_trainable_the_engine_gives_the_full_walks_gradients(
     textbook_loss, textbook = _gradients(model, x, y, "reference")     # Model.forward / Model.backward
     assert engine.keys() == textbook.keys() and len(engine) == 4 + 2 * 18   # mixed9, mixed10: 18 conv + BN
     assert abs(engine_loss - textbook_loss) < 1e-10 * abs(textbook_loss)
+    # 1e-9, not 1e-10: the trainable batch norms normalise 3 images of 1x1 pixels, which
+    # magnifies float64 rounding (the engine's frozen part sums its products in another
+    # order than the textbook's: branches at once, single-threaded products) up to ~2e-10.
     for name, gradient in textbook.items():
         assert np.abs(gradient).max() > 0, name
-        np.testing.assert_allclose(engine[name], gradient, rtol=0, atol=1e-10 * np.abs(gradient).max())
+        np.testing.assert_allclose(engine[name], gradient, rtol=0, atol=1e-9 * np.abs(gradient).max())
 
 
 def _count_backward_calls(layers):

@@ -6,7 +6,8 @@ the numba path they run the same graph with less memory traffic and work, for th
 numbers:
 
 * :func:`forward_for_inference` -- ``forward.py``: Conv2D -> BatchNormalization -> ReLU as one
-  fused step (``fusion.py``), concatenations written in place, arrays freed as soon as read;
+  fused step (``fusion.py``), concatenations written in place, arrays freed as soon as read,
+  an Inception block's branches at once on the cores (``branches.py``);
 * :func:`forward_for_training` -- ``forward.py`` again: only the nodes the backward walk will
   visit keep what backward needs (``gradient_plan.py``); a frozen part runs as inference;
 * :func:`backward_for_training` -- ``training_walk.py``: only those nodes, each computing only

@@ -5,8 +5,9 @@ what it adds:
 
 * **Inference** (:func:`run_inference`: ``predict``, ``evaluate``): nothing is kept for
   backward, every Conv2D -> BatchNormalization -> ReLU chain runs as one fused step
-  (``fusion.py``), concatenations are written in place, and every array is dropped as soon
-  as the last layer that reads it has run.
+  (``fusion.py``), concatenations are written in place, every array is dropped as soon
+  as the last layer that reads it has run, and an Inception block's branches run at once,
+  one per core (``branches.py``).
 * **A training step** (:func:`run_training`): only the nodes the step's backward walk will
   visit (``gradient_plan.py``) run as ``Model.forward`` runs them, keeping what their
   backward needs. The frozen part -- nodes that no gradient passes through -- runs as
@@ -25,6 +26,7 @@ Example::
 import weakref
 
 from minidl import config
+from minidl.engine import branches
 from minidl.engine.fusion import plan_fusions
 from minidl.engine.gradient_plan import gradient_plan
 from minidl.layers.base import no_backward
@@ -49,11 +51,22 @@ def _walk(model, inputs, training, plan):
     values = model._input_values(inputs)
     readers_left = dict(model._readers)
     keep = set(model._output_ids)
-    steps = _fused_steps(model, training, plan)
+    steps, regions = _planned(model, training, plan)
     saved, buffers = {}, {}                        # buffers: outputs that fused steps write in place
+    resume_at = None                               # the join node after a region run at once
     for node in model._nodes:
+        if resume_at is not None:
+            if node is not resume_at:
+                continue
+            resume_at = None
         if id(node.output_tensors[0]) in values:
             continue                               # a model input: its value is given
+        region = regions.get(node)
+        if region is not None and _run_region(region, values, buffers, training):
+            for region_node in region.nodes:
+                _free_inputs(region_node, values, readers_left, keep)
+            resume_at = region.stop
+            continue
         step = steps.get(node, node)
         if step is None:
             continue                               # run by its convolution's fused step
@@ -64,14 +77,26 @@ def _walk(model, inputs, training, plan):
             saved[node] = node.layer.saved
         else:
             values[id(node.output_tensors[0])] = _run_without_keeping(node, values, training, plan)
-        for tensor in node.input_tensors:          # free arrays nobody needs any more
-            readers_left[id(tensor)] -= 1
-            if readers_left[id(tensor)] == 0 and id(tensor) not in keep:
-                values.pop(id(tensor), None)
+        _free_inputs(node, values, readers_left, keep)
     if plan is not None:
         model.save_for_backward(saved)
     outputs = [values[key] for key in model._output_ids]
     return outputs[0] if model._single_output else outputs
+
+
+def _free_inputs(node, values, readers_left, keep):
+    """Drop the arrays ``node`` read that no node still to run will read."""
+    for tensor in node.input_tensors:
+        readers_left[id(tensor)] -= 1
+        if readers_left[id(tensor)] == 0 and id(tensor) not in keep:
+            values.pop(id(tensor), None)
+
+
+def _run_region(region, values, buffers, training):
+    """A region's steps on every core at once (``branches.py``), keeping nothing; False when
+    that is not possible now (the walk then runs them in turn)."""
+    with no_backward():
+        return branches.run_region(region, values, buffers, training)
 
 
 def _layer_inputs(node, values):
@@ -102,19 +127,30 @@ def _run_without_keeping(node, values, training, plan):
 
 
 def _fused_steps(model, training, plan):
-    """The model's fused steps among the nodes that may be fused, planned once per graph and
-    setting; {} when fusion is switched off."""
-    if not config.inference_fusion():
-        return {}
+    """The model's fused steps among the nodes that may be fused; {} when fusion is switched off."""
+    return _planned(model, training, plan)[0]
+
+
+def _planned(model, training, plan):
+    """The model's fused steps among the nodes that may be fused ({} when fusion is switched
+    off), and the regions whose branches may run at once (``branches.py``), planned once
+    per graph and setting.
+
+    The regions are the same with fusion on or off, so that both run every convolution's
+    product on the same number of threads and give the same numbers bit for bit.
+    """
+    fuse = config.inference_fusion()
     eligible = frozenset(node for node in model._nodes if _may_fuse(node, training, plan))
     plans = _fusion_plans.setdefault(model, {})
-    planned = plans.get(eligible)
+    planned = plans.get((eligible, fuse))
     if planned is None or planned[0] is not model._nodes:
         if len(plans) > 8:
             plans.clear()
-        steps = plan_fusions(model._nodes, model._input_ids, model._output_ids, eligible.__contains__)
-        planned = plans[eligible] = (model._nodes, steps)
-    return planned[1]
+        steps = plan_fusions(model._nodes, model._input_ids, model._output_ids,
+                             eligible.__contains__) if fuse else {}
+        regions = branches.find_regions(model._nodes, steps, eligible.__contains__)
+        planned = plans[(eligible, fuse)] = (model._nodes, steps, regions)
+    return planned[1], planned[2]
 
 
 def _may_fuse(node, training, plan):

@@ -38,6 +38,7 @@ Example::
     #  concatenate node: ConcatenateInPlace(...), ...}
     values[id(step.output_tensor)] = step.run(values, buffers)      # in forward.py
 """
+import threading
 from collections import defaultdict
 
 import numpy as np
@@ -48,6 +49,8 @@ from minidl.layers.activation import Activation
 from minidl.layers.conv import Conv2D
 from minidl.layers.merge import Concatenate
 from minidl.layers.normalization import BatchNormalization
+
+_making_buffers = threading.Lock()
 
 
 class ConvBatchNormReLU:
@@ -98,9 +101,10 @@ class ConcatenateInPlace:
 
     def buffer(self, buffers, leading_shape, dtype):
         """This pass's output array, made by the first input that needs it."""
-        if self not in buffers:
-            buffers[self] = np.empty(tuple(leading_shape) + (self.channels,), dtype=dtype)
-        return buffers[self]
+        with _making_buffers:      # the branches writing into it may run at once (branches.py)
+            if self not in buffers:
+                buffers[self] = np.empty(tuple(leading_shape) + (self.channels,), dtype=dtype)
+            return buffers[self]
 
     def run(self, values, buffers):
         """Copy in the inputs not written in place; return the concatenation."""

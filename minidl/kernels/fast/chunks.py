@@ -113,6 +113,25 @@ def for_each_chunk(chunks, make_buffer, process):
         _one_region_at_a_time.release()
 
 
+def on_every_core(work):
+    """Run ``work()`` on this thread and on every helper thread at once, each with
+    single-threaded products and Numba loops, and return True; or return False, running
+    nothing, when sharing is not possible now (see :func:`for_each_chunk`).
+
+    ``work`` takes its tasks from a queue its copies share (the engine's branches,
+    ``minidl/engine/branches.py``). Chunked kernels called inside it run their chunks in
+    turn on the calling thread: only one shared region runs at a time.
+    """
+    threads = sharing_threads()
+    if threads < 2 or not _one_region_at_a_time.acquire(blocking=False):
+        return False
+    try:
+        _on_threads(work, threads)
+    finally:
+        _one_region_at_a_time.release()
+    return True
+
+
 def _share(chunks, make_buffer, process, threads):
     """The caller and ``threads - 1`` helper threads take the chunks in turn."""
     next_index = itertools.count()   # next() on it is atomic under the GIL

@@ -1,0 +1,163 @@
+"""An Inception block's branches run at once (minidl/engine/branches.py).
+
+* regions are found where a fork's branches meet again in one join and nothing else
+  reads them: InceptionV3's blocks but its two grid reductions (one branch is most of
+  their work); not a chain, not a branch read after the join, not a Dropout, not a
+  batch norm that trains;
+* with sharing available the steps of a region run on two threads, and predict gives the
+  same numbers as with the regions run in turn (up to the rounding of products summed
+  on one thread instead of two) and the same numbers bit for bit from run to run;
+* an error in a step reaches the caller and the next call works.
+"""
+import threading
+
+import numpy as np
+import pytest
+from random_batch_norms import randomize_batch_norms
+
+import minidl
+from minidl import applications
+from minidl.engine import branches, forward
+from minidl.kernels import fast
+from minidl.kernels.fast import chunks
+from minidl.layers import (
+    Activation,
+    AveragePooling2D,
+    BatchNormalization,
+    Concatenate,
+    Conv2D,
+    Dropout,
+    Input,
+)
+from minidl.models import Model
+
+
+def _sharing_possible():
+    fast.relu_forward(np.zeros(2, np.float32))    # a parallel kernel starts Numba's threading layer
+    return chunks.sharing_threads() > 1
+
+
+needs_sharing = pytest.mark.skipif(
+    not _sharing_possible(),
+    reason="running branches at once needs 2+ Numba threads, the OpenMP/TBB layer and a settable OpenBLAS")
+
+
+def _conv_bn(x, filters, size, name):
+    x = Conv2D(filters, size, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    return Activation("relu", name=f"{name}_relu")(BatchNormalization(name=f"{name}_bn")(x))
+
+
+def _block_model(extra=None, heavy_branch=False):
+    """stem -> a block of three branches and a pooling one -> concatenation -> a conv."""
+    inputs = Input((12, 12, 3))
+    x = _conv_bn(inputs, 8, 3, "stem")
+    one = _conv_bn(x, 8, 1, "one")
+    two = _conv_bn(_conv_bn(x, 6, 1, "two_a"), 8, 3, "two_b")
+    three = _conv_bn(_conv_bn(_conv_bn(x, 6, 1, "three_a"), 8, 3, "three_b"), 8, 3, "three_c")
+    if heavy_branch:
+        three = _conv_bn(_conv_bn(three, 64, 3, "three_d"), 64, 3, "three_e")
+    pool = _conv_bn(AveragePooling2D(3, strides=1, padding="same", name="pool")(x), 4, 1, "pool_b")
+    if extra == "dropout":
+        pool = Dropout(0.5, name="drop")(pool)
+    merged = Concatenate(name="block")([one, two, three, pool])
+    outputs = _conv_bn(merged, 4, 1, "after")
+    if extra == "read_after_join":
+        outputs = Concatenate(name="late")([outputs, one])
+    model = Model(inputs, outputs)
+    randomize_batch_norms(model, np.random.default_rng(0))
+    return model
+
+
+def _region_joins(model, training=False, plan=None):
+    _, regions = forward._planned(model, training, plan)
+    return sorted(region.stop.layer.name for region in regions.values())
+
+
+def test_a_block_is_a_region_with_its_four_branches():
+    model = _block_model()
+    _, regions = forward._planned(model, False, None)
+    (region,) = regions.values()
+    assert region.stop.layer.name == "block"
+    assert len(region.steps) == 8                      # 7 fused conv steps and the pooling
+    assert sum(1 for waits in region.waits_for.values() if waits == 0) == 4     # one per branch
+    starts = sorted(region.priority, key=region.priority.get)
+    assert "three_a" in repr(starts[-1])                # the longest chain goes first
+
+
+@pytest.mark.parametrize("extra", ["dropout", "read_after_join"])
+def test_no_region_when_a_branch_cannot_run_apart(extra):
+    assert _region_joins(_block_model(extra)) == []
+
+
+def test_no_region_when_one_branch_is_most_of_the_work():
+    assert _region_joins(_block_model(heavy_branch=True)) == []
+
+
+def test_no_region_in_a_chain_or_where_batch_norms_train():
+    inputs = Input((8, 8, 3))
+    chain = Model(inputs, _conv_bn(_conv_bn(inputs, 4, 3, "a"), 4, 3, "b"))
+    assert _region_joins(chain) == []
+    model = _block_model()
+    assert _region_joins(model, training=True) == []      # every batch norm uses batch statistics
+    for layer in model.layers:
+        layer.trainable = False
+    assert _region_joins(model, training=True) == ["block"]   # frozen: as at inference
+
+
+def test_inception_v3_regions_are_its_blocks_but_the_grid_reductions():
+    minidl.clear_session()
+    model = applications.InceptionV3(weights=None, include_top=False, input_shape=(299, 299, 3))
+    assert _region_joins(model) == sorted(f"mixed{k}" for k in (0, 1, 2, 4, 5, 6, 7, 9, 10))
+
+
+def _predict_recording_threads(model, x, monkeypatch, enabled):
+    monkeypatch.setenv("MINIDL_PARALLEL_BRANCHES", "1" if enabled else "0")
+    threads, lock = set(), threading.Lock()
+    run_step = branches._run_step
+
+    def recording(step, *args):
+        with lock:
+            threads.add(threading.get_ident())
+        return run_step(step, *args)
+
+    monkeypatch.setattr(branches, "_run_step", recording)
+    prediction = model.predict_on_batch(x)
+    return prediction, set(threads)          # a copy: later calls wrap this recorder too
+
+
+@needs_sharing
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_branches_at_once_give_the_same_predictions(dtype, monkeypatch):
+    minidl.clear_session()
+    model = applications.InceptionV3(weights=None, include_top=False, input_shape=(75, 75, 3))
+    randomize_batch_norms(model, np.random.default_rng(1))
+    x = np.random.default_rng(2).normal(size=(2, 75, 75, 3)).astype(dtype)
+    in_turn, no_threads = _predict_recording_threads(model, x, monkeypatch, enabled=False)
+    at_once, threads = _predict_recording_threads(model, x, monkeypatch, enabled=True)
+    again, _ = _predict_recording_threads(model, x, monkeypatch, enabled=True)
+    assert no_threads == set() and len(threads) == 2
+    np.testing.assert_array_equal(again, at_once)            # the same from run to run
+    tolerance = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(at_once, in_turn, rtol=0, atol=tolerance * np.abs(in_turn).max())
+    assert np.abs(in_turn).max() > 0.1
+
+
+@needs_sharing
+def test_an_error_in_a_step_reaches_the_caller_and_the_next_call_works(monkeypatch):
+    model = _block_model()
+    x = np.random.default_rng(3).normal(size=(2, 12, 12, 3)).astype(np.float32)
+    expected = model.predict_on_batch(x)
+    run_step = branches._run_step
+
+    def failing(step, *args):
+        if "three_b" in repr(step):
+            raise RuntimeError("three_b failed")
+        return run_step(step, *args)
+
+    monkeypatch.setattr(branches, "_run_step", failing)
+    with pytest.raises(RuntimeError, match="three_b failed"):
+        model.predict_on_batch(x)
+    monkeypatch.setattr(branches, "_run_step", run_step)
+    assert chunks._one_region_at_a_time.acquire(blocking=False)   # the region let go of the cores
+    chunks._one_region_at_a_time.release()
+    np.testing.assert_array_equal(model.predict_on_batch(x), expected)
