@@ -15,7 +15,12 @@ Pinned down here:
 * which convolutions it takes (stride 1, not 1x1, enough channels);
 * a kept transformed kernel is made again when the kernel's values change in place, and
   forgotten when the kernel array is freed;
-* a layer's gradients still check (float64) with a Winograd forward and im2col's backward;
+* a layer's gradients still check (float64) with Winograd's forward and input gradient;
+* the engine's conv2d_backward makes the input gradient of a stride-1 convolution as a
+  Winograd convolution of grad_y with the kernel turned around (when that convolution is
+  one Winograd takes): equal to the reference's up to float rounding, the kernel gradient
+  unchanged bit for bit, the adjoint of the forward (<conv(x), g> = <x, grad_x>) at
+  InceptionV3's real thresholds; not for strides of 2, nor with Winograd switched off;
 * ``config.set_winograd(False)`` gives im2col's numbers bit for bit;
 * InceptionV3's predict with Winograd equals predict without it up to float rounding,
   fused equals unfused bit for bit with it, and predict follows its weights after a
@@ -268,8 +273,9 @@ def test_inception_predict_follows_a_training_step(fusion_and_winograd, any_chan
 
 @pytest.mark.parametrize("kernel_size", [(3, 3), (1, 7), (7, 1)])
 def test_gradients_check_with_a_winograd_forward(any_channel_count, kernel_size):
-    """Forward runs Winograd, backward im2col: backward must still be forward's gradient
-    (float64, random upstream gradient, the input, kernel and bias checked)."""
+    """Forward and the input gradient run Winograd, the kernel gradient im2col: backward
+    must still be forward's gradient (float64, random upstream gradient, the input, kernel
+    and bias checked)."""
     from minidl.gradcheck import check_gradients
     from minidl.layers import Conv2D
     calls = []
@@ -347,3 +353,73 @@ def test_the_output_transform_applies_an_inference_batch_norm_as_the_rows_would(
     np.testing.assert_array_equal(concatenation[:, 2:7], expected)
     assert (concatenation[:, :2] == -7).all() and (concatenation[:, 7:] == -7).all()
     assert (expected < 0).any() != relu
+
+
+def _counting_winograd(monkeypatch):
+    calls = []
+    original = winograd.winograd_conv2d_forward
+    monkeypatch.setattr(winograd, "winograd_conv2d_forward",
+                        lambda *args, **kwargs: calls.append(args[0].shape) or original(*args, **kwargs))
+    return calls
+
+
+@pytest.mark.parametrize("shape, kernel_size, padding", CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_input_gradient_by_winograd_equals_the_reference(any_channel_count, shape, kernel_size, padding,
+                                                             dtype, monkeypatch):
+    from minidl.kernels.fast import conv as fast_conv
+    rng = np.random.default_rng(sum(shape) + 1)
+    x, kernel, pads = _case(rng, shape, kernel_size, padding, dtype)
+    out_h, out_w = kernels.conv_geometry(x.shape, kernel_size, (1, 1), padding)[:2]
+    grad_y = rng.normal(size=(shape[0], out_h, out_w, kernel.shape[3])).astype(dtype)
+    calls = _counting_winograd(monkeypatch)
+    grad_x, grad_kernel = fast_conv.conv2d_backward(grad_y, x, kernel, (1, 1), pads)
+    assert calls == [grad_y.shape]                          # grad_x was made by Winograd
+    expected_x, expected_kernel = reference.conv2d_backward(grad_y.astype(np.float64), x.astype(np.float64),
+                                                            kernel.astype(np.float64), (1, 1), pads)
+    assert grad_x.shape == x.shape and grad_x.dtype == dtype
+    tolerance = 1e-12 if dtype == np.float64 else 3e-5
+    np.testing.assert_allclose(grad_x, expected_x, rtol=0, atol=tolerance * np.abs(expected_x).max())
+    config.set_winograd(False)
+    try:
+        im2col_x, im2col_kernel = fast_conv.conv2d_backward(grad_y, x, kernel, (1, 1), pads)
+    finally:
+        config.set_winograd(True)
+    assert len(calls) == 1                                  # switched off: not used
+    np.testing.assert_array_equal(grad_kernel, im2col_kernel)
+    np.testing.assert_allclose(grad_x, im2col_x, rtol=0, atol=tolerance * np.abs(im2col_x).max())
+    np.testing.assert_allclose(grad_kernel, expected_kernel, rtol=0,
+                               atol=(1e-12 if dtype == np.float64 else 1e-5) * np.abs(expected_kernel).max())
+
+
+@pytest.mark.parametrize("kernel_size, padding", [((3, 3), "same"), ((3, 3), "valid"), ((1, 7), "same"),
+                                                  ((7, 1), "same")])
+def test_the_input_gradient_is_the_adjoint_of_the_forward_at_real_sizes(kernel_size, padding, monkeypatch):
+    """<conv(x), g> = <x, grad_x(g)> for the linear map x -> conv(x): no other convolution
+    needed to know grad_x is right. 16 input channels and 48 filters: the forward is
+    im2col's (fewer than 48 channels), the input gradient Winograd's (48 channels of grad_y)."""
+    from minidl.kernels.fast import conv as fast_conv
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2, 20, 19, 16))
+    kernel = rng.normal(size=kernel_size + (16, 48))
+    out_h, out_w, pads = kernels.conv_geometry(x.shape, kernel_size, (1, 1), padding)
+    grad_y = rng.normal(size=(2, out_h, out_w, 48))
+    calls = _counting_winograd(monkeypatch)
+    y = fast_conv.conv2d_forward(x, kernel, (1, 1), pads)
+    grad_x, _ = fast_conv.conv2d_backward(grad_y, x, kernel, (1, 1), pads)
+    assert calls == [grad_y.shape]
+    assert abs(np.vdot(y, grad_y) - np.vdot(x, grad_x)) < 1e-12 * np.abs(y).max() * np.abs(grad_y).sum()
+
+
+def test_no_winograd_input_gradient_for_strides_of_two(any_channel_count, monkeypatch):
+    from minidl.kernels.fast import conv as fast_conv
+    rng = np.random.default_rng(6)
+    x, kernel = rng.normal(size=(1, 9, 9, 3)), rng.normal(size=(3, 3, 3, 4))
+    out_h, out_w, pads = kernels.conv_geometry(x.shape, (3, 3), (2, 2), "valid")
+    grad_y = rng.normal(size=(1, out_h, out_w, 4))
+    calls = _counting_winograd(monkeypatch)
+    grad_x, _ = fast_conv.conv2d_backward(grad_y, x, kernel, (2, 2), pads)
+    expected_x, _ = reference.conv2d_backward(grad_y, x, kernel, (2, 2), pads)
+    assert calls == []
+    np.testing.assert_allclose(grad_x, expected_x, rtol=0, atol=1e-12 * np.abs(expected_x).max())
+

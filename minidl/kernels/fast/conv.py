@@ -23,8 +23,11 @@ What the engine adds, each for a measured reason (figures in ``benchmarks/README
 * **Winograd.** Stride-1 3x3, 1x7, 7x1, 1x3 and 3x1 kernels on wide enough inputs run
   their forward pass as Winograd convolutions (``winograd.py``: fewer multiplications, the
   same numbers up to float rounding) unless ``minidl.config.set_winograd(False)``. Each
-  kernel's transform is kept and made again when the kernel's values change. Backward is
-  im2col's either way: the gradient of the same convolution.
+  kernel's transform is kept and made again when the kernel's values change. In backward,
+  the input gradient of a stride-1 convolution is itself a convolution -- of grad_y, with
+  the kernel turned by 180 degrees and its channels swapped -- run as Winograd's where
+  Winograd takes it (:func:`_input_gradient_by_winograd`); the kernel gradient is
+  im2col's (cols^T @ G).
 * **1x1 kernels** with stride 1 and no padding are already a matrix product over pixels:
   ``x.reshape(-1, C) @ kernel.reshape(C, F)``, no im2col.
 * **Epilogue and out=** (inference and frozen layers, ``minidl/engine/fusion.py``): batch norm + ReLU
@@ -206,6 +209,13 @@ def conv2d_backward(grad_output, x, kernel, strides, pads):
         if need_input_grad:
             grad_input = (grad_2d @ kernel.reshape(channels, filters).T).reshape(x.shape)
         return grad_input, grad_kernel
+    if need_input_grad and config.winograd():
+        grad_input = _input_gradient_by_winograd(grad_output, kernel, strides, pads, x.shape)
+        if grad_input is not None:        # done: the loop below makes grad_kernel only
+            if not need_kernel_grad:
+                return grad_input, None
+            with without_input_gradient():
+                return grad_input, conv2d_backward(grad_output, x, kernel, strides, pads)[1]
     x = np.ascontiguousarray(x)
     depth = kernel_h * kernel_w * channels
     kernel_2d = kernel.reshape(depth, filters)
@@ -234,3 +244,40 @@ def conv2d_backward(grad_output, x, kernel, strides, pads):
             conv_numba.col2im_rows_add(grad_cols, first_row, grad_input, (kernel_h, kernel_w), strides, pads,
                                        work)
     return grad_input, grad_kernel_2d.reshape(kernel.shape) if need_kernel_grad else None
+
+
+def transposed_kernel(kernel):
+    """The kernel of the convolution that maps grad_y to grad_x: HWIO ``kernel`` turned by
+    180 degrees in (H, W), its input and output channels swapped; (KH, KW, F, C)."""
+    return np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
+
+
+def input_gradient_pads(kernel_shape, pads):
+    """The padding of the convolution grad_x = conv(grad_y, transposed_kernel): KH - 1 - top
+    above, KH - 1 - bottom below (the same across); stride 1 only."""
+    (top, bottom), (left, right) = pads
+    kernel_h, kernel_w = kernel_shape[:2]
+    return ((kernel_h - 1 - top, kernel_h - 1 - bottom), (kernel_w - 1 - left, kernel_w - 1 - right))
+
+
+def _input_gradient_by_winograd(grad_output, kernel, strides, pads, x_shape):
+    """grad_x as the stride-1 convolution of grad_y with the transposed kernel, run as a
+    Winograd convolution; None where that does not apply (strides, kernel, sizes).
+
+    With stride 1, grad_x[i] = sum_k grad_y[i + top - k] K[k] is a correlation of grad_y
+    (padded by KH - 1 - top and KH - 1 - bottom) with K turned around: the forward
+    convolution's own kind, which Winograd does with fewer multiplications than
+    grad_y @ K^T + col2im (``winograd.py``; the same numbers up to float rounding).
+    """
+    if tuple(strides) != (1, 1):
+        return None
+    back_pads = input_gradient_pads(kernel.shape, pads)
+    if min(min(pair) for pair in back_pads) < 0:
+        return None
+    turned_shape = kernel.shape[:2] + (kernel.shape[3], kernel.shape[2])
+    plan = winograd.winograd_plan(grad_output.shape, turned_shape, (1, 1), back_pads)
+    if plan is None or plan.out_size != tuple(x_shape[1:3]):
+        return None
+    turned = winograd.transform_kernel(transposed_kernel(kernel), plan)
+    return winograd.winograd_conv2d_forward(grad_output, turned, plan)
+

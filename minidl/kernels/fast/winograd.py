@@ -30,7 +30,8 @@ transforms round, more so the larger the tile (entries of BT up to 17 for F(4, 7
 float32 a layer's output differs from im2col's by about 1e-5 of its largest value (im2col's
 own float32 error is about 5e-7); in float64 by about 1e-14. The engine's conv2d_forward
 (``conv.py``) uses it in training too (the kernel is then transformed again after every
-step); the backward pass is im2col's, the gradient of the same convolution.
+step), and for a stride-1 layer's input gradient, a convolution of grad_y with the kernel
+turned around; the kernel gradient is im2col's.
 ``minidl.config.set_winograd(False)`` or ``MINIDL_WINOGRAD=0`` switches it off: every
 convolution is then im2col's, bit for bit.
 
