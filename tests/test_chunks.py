@@ -8,7 +8,11 @@
   Numba's) are back as they were, after success and after an error;
 * a convolution computed with shared chunks equals the one computed chunk after chunk
   (a product on one thread may round differently from one on two: tight tolerance);
-* ``process_settings.single_threaded_blas`` sets OpenBLAS to 1 thread inside and restores it.
+* ``process_settings.single_threaded_blas`` sets OpenBLAS to 1 thread inside and restores it;
+* ``sum_over_chunks`` (a convolution's kernel gradient) sums one contiguous run of chunks
+  per thread and adds the runs' sums in order: every chunk once, the same bits from run to
+  run, one run on the caller when there are too few chunks, an error reaches the caller;
+  a kernel gradient summed that way equals the one summed chunk after chunk.
 """
 import json
 import os
@@ -196,3 +200,88 @@ def test_two_callers_at_once_leave_the_thread_settings_as_they_were(monkeypatch)
     for result in results:
         np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-5)
     assert int(get_blas_threads()) == before
+
+
+def _summing_runs(values, monkeypatch, share="1"):
+    """sum_over_chunks over the chunk indices of ``values``; the runs seen, and who summed them."""
+    monkeypatch.setenv("MINIDL_SHARE_CHUNKS", share)
+    runs, lock = [], threading.Lock()
+
+    def sum_in_order(run):
+        total = np.zeros(1, values.dtype)
+        for index in run:
+            total += values[index]
+            np.dot(np.ones((100, 100)), np.ones((100, 100)))   # work that releases the GIL
+        with lock:
+            runs.append((list(run), threading.get_ident()))
+        return total
+
+    return chunks.sum_over_chunks(list(range(len(values))), sum_in_order), runs
+
+
+@needs_sharing
+def test_sum_over_chunks_one_run_per_thread_the_same_bits_every_time(monkeypatch):
+    values = (np.random.default_rng(0).normal(size=64) * 10.0 ** np.arange(-8, 8, 0.25)).astype(np.float32)
+    threads = chunks.sharing_threads()
+    results = []
+    for _ in range(5):
+        total, runs = _summing_runs(values, monkeypatch)
+        results.append(total)
+        assert sorted(index for run, _ in runs for index in run) == list(range(64))
+        assert all(run == list(range(run[0], run[-1] + 1)) for run, _ in runs)     # contiguous
+        assert len(runs) == threads == len({thread for _, thread in runs})
+    expected = np.zeros(1, np.float32)
+    for start, count in chunks.equal_chunks(0, 64, threads):
+        run_sum = np.zeros(1, np.float32)
+        for index in range(start, start + count):
+            run_sum += values[index]
+        expected += run_sum
+    for total in results:
+        np.testing.assert_array_equal(total, expected)
+
+
+def test_sum_over_chunks_too_few_chunks_or_switched_off_one_run_on_the_caller(monkeypatch):
+    values = np.arange(1.0, 17.0)
+    few = values[: chunks.MIN_CHUNKS_PER_THREAD * numba.get_num_threads() - 1]
+    for data, share in ((few, "1"), (values, "0")):
+        total, runs = _summing_runs(data, monkeypatch, share)
+        assert runs == [(list(range(len(data))), threading.get_ident())]
+        assert total[0] == data.sum()
+
+
+@needs_sharing
+def test_sum_over_chunks_an_error_reaches_the_caller(monkeypatch):
+    monkeypatch.setenv("MINIDL_SHARE_CHUNKS", "1")
+
+    def failing(run):
+        if 40 in run:
+            raise ValueError("run with chunk 40")
+        return np.zeros(1)
+
+    with pytest.raises(ValueError, match="chunk 40"):
+        chunks.sum_over_chunks(list(range(64)), failing)
+    assert chunks._one_region_at_a_time.acquire(blocking=False)
+    chunks._one_region_at_a_time.release()
+
+
+@needs_sharing
+def test_a_kernel_gradient_summed_per_thread_equals_chunk_after_chunk(monkeypatch):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(3, 31, 29, 8))
+    kernel = rng.normal(size=(3, 3, 8, 12))
+    _, _, pads = conv_geometry(x.shape, (3, 3), (1, 1), "same")
+    grad_y = rng.normal(size=(3, 31, 29, 12))
+    monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 8 * 1024)
+    monkeypatch.setattr(conv_module, "_KERNEL_MULTIPLE", 0)
+    monkeypatch.setenv("MINIDL_SHARE_CHUNKS", "1")
+    runs = []
+    original = chunks.sum_over_chunks
+    monkeypatch.setattr(conv_module, "sum_over_chunks",
+                        lambda chunk_list, sum_in_order: runs.append(len(chunk_list)) or original(chunk_list,
+                                                                                                   sum_in_order))
+    shared = conv_module.conv2d_backward(grad_y, x, kernel, (1, 1), pads)[1]
+    monkeypatch.setenv("MINIDL_SHARE_CHUNKS", "0")
+    in_turn = conv_module.conv2d_backward(grad_y, x, kernel, (1, 1), pads)[1]
+    assert runs[0] >= chunks.MIN_CHUNKS_PER_THREAD * chunks.sharing_threads()
+    np.testing.assert_allclose(shared, in_turn, rtol=0, atol=1e-12 * np.abs(in_turn).max())
+

@@ -113,6 +113,39 @@ def for_each_chunk(chunks, make_buffer, process):
         _one_region_at_a_time.release()
 
 
+def sum_over_chunks(chunks, sum_in_order):
+    """The sum over ``chunks`` of what ``sum_in_order(run)`` returns for runs of them,
+    every core summing a run of its own at once when possible; the same numbers from run to
+    run.
+
+    ``sum_in_order(run)`` sums its chunks in order into a new array and returns it. With
+    at least ``MIN_CHUNKS_PER_THREAD`` chunks per thread and sharing available, the chunks
+    are cut in one contiguous run per thread (not taken as they come: which chunk goes into
+    which partial sum is fixed, so is the rounding), the runs are summed at once and their
+    sums added in order; otherwise the caller sums all the chunks as one run.
+    """
+    threads = sharing_threads()
+    if (threads < 2 or len(chunks) < MIN_CHUNKS_PER_THREAD * threads
+            or not _one_region_at_a_time.acquire(blocking=False)):
+        return sum_in_order(chunks)
+    try:
+        runs = [chunks[start: start + count] for start, count in equal_chunks(0, len(chunks), threads)]
+        sums = [None] * len(runs)
+        next_run = itertools.count()
+
+        def sum_next_run():
+            index = next(next_run)
+            sums[index] = sum_in_order(runs[index])
+
+        _on_threads(sum_next_run, len(runs))
+    finally:
+        _one_region_at_a_time.release()
+    total = sums[0]
+    for partial in sums[1:]:
+        total += partial
+    return total
+
+
 def on_every_core(work):
     """Run ``work()`` on this thread and on every helper thread at once, each with
     single-threaded products and Numba loops, and return True; or return False, running

@@ -19,7 +19,9 @@ What the engine adds, each for a measured reason (figures in ``benchmarks/README
 
   A layer whose whole ``cols`` fits in one chunk runs as one im2col + one product.
 * **Every core.** A forward pass with many chunks gives whole chunks to every core
-  (``chunks.py``); backward runs its chunks in turn.
+  (``chunks.py``). In backward, each core sums the kernel gradient of one contiguous run of
+  the chunks (its own partial sum, added in order at the end: the same numbers from run to
+  run); col2im's chunks run in turn (their rows of grad_x overlap).
 * **Winograd.** Stride-1 3x3, 1x7, 7x1, 1x3 and 3x1 kernels on wide enough inputs run
   their forward pass as Winograd convolutions (``winograd.py``: fewer multiplications, the
   same numbers up to float rounding) unless ``minidl.config.set_winograd(False)``. Each
@@ -54,7 +56,12 @@ import numpy as np
 
 from minidl import config
 from minidl.kernels.fast import conv_numba, winograd
-from minidl.kernels.fast.chunks import equal_chunks, for_each_chunk, output_rows
+from minidl.kernels.fast.chunks import (
+    equal_chunks,
+    for_each_chunk,
+    output_rows,
+    sum_over_chunks,
+)
 from minidl.kernels.geometry import padded_output_size
 
 _transformed_kernels = winograd.TransformedKernels()
@@ -188,7 +195,9 @@ def conv2d_backward(grad_output, x, kernel, strides, pads):
     inside :func:`without_input_gradient` / :func:`without_weight_gradient`.
 
     ``cols`` is built again from ``x``, chunk by chunk (cheaper in memory than keeping it
-    across all the layers of a network).
+    across all the layers of a network). The kernel gradient's chunks are summed in one
+    run per core when they can be shared; the input gradient is a Winograd convolution
+    where Winograd takes it, else col2im's chunk after chunk.
     """
     need_input_grad = getattr(_gradients_wanted, "input", True)
     need_kernel_grad = getattr(_gradients_wanted, "weights", True)
@@ -209,41 +218,57 @@ def conv2d_backward(grad_output, x, kernel, strides, pads):
         if need_input_grad:
             grad_input = (grad_2d @ kernel.reshape(channels, filters).T).reshape(x.shape)
         return grad_input, grad_kernel
-    if need_input_grad and config.winograd():
-        grad_input = _input_gradient_by_winograd(grad_output, kernel, strides, pads, x.shape)
-        if grad_input is not None:        # done: the loop below makes grad_kernel only
-            if not need_kernel_grad:
-                return grad_input, None
-            with without_input_gradient():
-                return grad_input, conv2d_backward(grad_output, x, kernel, strides, pads)[1]
     x = np.ascontiguousarray(x)
     depth = kernel_h * kernel_w * channels
-    kernel_2d = kernel.reshape(depth, filters)
-    grad_kernel_2d = np.empty(kernel_2d.shape, dtype=np.result_type(x.dtype, grad_output.dtype))
-    chunk_grad_kernel = None
-    grad_input = None
-    if need_input_grad:
-        grad_input = np.zeros(x.shape, dtype=np.result_type(grad_output.dtype, kernel.dtype))
     rows_per_chunk, chunks = _row_chunks(x.shape[0] * expected_h, expected_w, depth, filters, x.dtype.itemsize)
-    buffer = np.empty((rows_per_chunk * expected_w, depth), dtype=x.dtype)
-    work = x.shape[0] * expected_h * expected_w * depth     # the whole cols: it picks the kernels' build
-    for first_row, row_count in chunks if need_input_grad or need_kernel_grad else ():
-        cols = buffer[: row_count * expected_w]                 # the last chunk may be shorter
-        grad_rows = grad_2d[first_row * expected_w: (first_row + row_count) * expected_w]
-        if need_kernel_grad:
-            conv_numba.im2col_rows(x, (kernel_h, kernel_w), strides, pads, first_row, row_count, cols, work)
-            if first_row == 0:  # the first chunk starts the sum, the others add to it
-                np.matmul(cols.T, grad_rows, out=grad_kernel_2d)
+    geometry = (kernel_h, kernel_w), strides, pads, expected_w, x.shape[0] * expected_h * expected_w * depth
+    grad_input = grad_kernel = None
+    if need_input_grad and config.winograd():
+        grad_input = _input_gradient_by_winograd(grad_output, kernel, strides, pads, x.shape)
+    if need_input_grad and grad_input is None:
+        grad_input = _input_gradient_by_col2im(grad_2d, kernel, x.shape, geometry, chunks)
+    if need_kernel_grad:
+        grad_kernel = _kernel_gradient(grad_2d, x, depth, geometry, rows_per_chunk, chunks).reshape(kernel.shape)
+    return grad_input, grad_kernel
+
+
+def _kernel_gradient(grad_2d, x, depth, geometry, rows_per_chunk, chunks):
+    """grad_kernel (as (KH*KW*C, F)) = sum over chunks of cols[rows]^T @ G[rows], im2col
+    chunk by chunk; the chunks in one run per core when they can be shared
+    (``chunks.sum_over_chunks``)."""
+    kernel_size, strides, pads, out_w, work = geometry
+
+    def sum_in_order(run):
+        buffer = np.empty((rows_per_chunk * out_w, depth), dtype=x.dtype)
+        total = product = None
+        for first_row, row_count in run:
+            cols = buffer[: row_count * out_w]                 # the last chunk may be shorter
+            conv_numba.im2col_rows(x, kernel_size, strides, pads, first_row, row_count, cols, work)
+            grad_rows = grad_2d[first_row * out_w: (first_row + row_count) * out_w]
+            if total is None:              # the first chunk starts the sum, the others add to it
+                total = np.matmul(cols.T, grad_rows)
             else:
-                chunk_grad_kernel = np.matmul(cols.T, grad_rows, out=chunk_grad_kernel)
-                grad_kernel_2d += chunk_grad_kernel
-        if need_input_grad:
-            # cols has served grad_kernel: its buffer now takes this chunk's grad_cols.
-            grad_cols = cols if cols.dtype == grad_input.dtype else None
-            grad_cols = np.matmul(grad_rows, kernel_2d.T, out=grad_cols)
-            conv_numba.col2im_rows_add(grad_cols, first_row, grad_input, (kernel_h, kernel_w), strides, pads,
-                                       work)
-    return grad_input, grad_kernel_2d.reshape(kernel.shape) if need_kernel_grad else None
+                product = np.matmul(cols.T, grad_rows, out=product)
+                total += product
+        return total
+
+    return sum_over_chunks(chunks, sum_in_order)
+
+
+def _input_gradient_by_col2im(grad_2d, kernel, x_shape, geometry, chunks):
+    """grad_x = sum over chunks of col2im_rows_add(G[rows] @ K^T), the chunks in turn (their
+    col2im rows overlap)."""
+    kernel_size, strides, pads, out_w, work = geometry
+    kernel_2d = kernel.reshape(-1, kernel.shape[3])
+    grad_input = np.zeros(x_shape, dtype=np.result_type(grad_2d.dtype, kernel.dtype))
+    grad_cols = None
+    for first_row, row_count in chunks:
+        grad_rows = grad_2d[first_row * out_w: (first_row + row_count) * out_w]
+        if grad_cols is None or len(grad_cols) != len(grad_rows):
+            grad_cols = np.empty((len(grad_rows), kernel_2d.shape[0]), dtype=grad_input.dtype)
+        np.matmul(grad_rows, kernel_2d.T, out=grad_cols)
+        conv_numba.col2im_rows_add(grad_cols, first_row, grad_input, kernel_size, strides, pads, work)
+    return grad_input
 
 
 def transposed_kernel(kernel):
