@@ -7,8 +7,13 @@
 * with sharing available the steps of a region run on two threads, and predict gives the
   same numbers as with the regions run in turn (up to the rounding of products summed
   on one thread instead of two) and the same numbers bit for bit from run to run;
-* an error in a step reaches the caller and the next call works.
+* an error in a step reaches the caller and the next call works;
+* in a training step, a region whose nodes are walked backward runs at once too, keeping
+  what backward needs (``keeps``; with the frozen nodes of a block whose other branches
+  train, as in Keras's top-two-blocks recipe): the loss, every gradient and the batch
+  norms' moving statistics equal those of the regions run in turn.
 """
+import os
 import threading
 
 import numpy as np
@@ -110,19 +115,34 @@ def test_inception_v3_regions_are_its_blocks_but_the_grid_reductions():
     assert _region_joins(model) == sorted(f"mixed{k}" for k in (0, 1, 2, 4, 5, 6, 7, 9, 10))
 
 
-def _predict_recording_threads(model, x, monkeypatch, enabled):
-    monkeypatch.setenv("MINIDL_PARALLEL_BRANCHES", "1" if enabled else "0")
+_RUN_STEP = branches._run_step      # each recorder wraps the engine's own, not another recorder
+
+
+def _record_threads(monkeypatch):
+    """Record which threads run a region's steps. Each thread's first step waits for the
+    other core's first step (a barrier), so a core that never takes part fails the test
+    instead of leaving it to the OS's timing which core runs tiny steps."""
     threads, lock = set(), threading.Lock()
-    run_step = branches._run_step
+    both_started = threading.Barrier(2, timeout=30)
+    first_step = threading.local()
+    run_step = _RUN_STEP
 
     def recording(step, *args):
         with lock:
             threads.add(threading.get_ident())
+        if os.environ.get("MINIDL_PARALLEL_BRANCHES") != "0" and not getattr(first_step, "done", False):
+            first_step.done = True
+            both_started.wait()
         return run_step(step, *args)
 
     monkeypatch.setattr(branches, "_run_step", recording)
-    prediction = model.predict_on_batch(x)
-    return prediction, set(threads)          # a copy: later calls wrap this recorder too
+    return threads
+
+
+def _predict_recording_threads(model, x, monkeypatch, enabled):
+    monkeypatch.setenv("MINIDL_PARALLEL_BRANCHES", "1" if enabled else "0")
+    threads = _record_threads(monkeypatch)
+    return model.predict_on_batch(x), threads
 
 
 @needs_sharing
@@ -161,3 +181,43 @@ def test_an_error_in_a_step_reaches_the_caller_and_the_next_call_works(monkeypat
     assert chunks._one_region_at_a_time.acquire(blocking=False)   # the region let go of the cores
     chunks._one_region_at_a_time.release()
     np.testing.assert_array_equal(model.predict_on_batch(x), expected)
+
+
+def _step_results(model, x, y, monkeypatch, enabled):
+    """Loss, gradients and moving statistics after one gradient computation."""
+    monkeypatch.setenv("MINIDL_PARALLEL_BRANCHES", "1" if enabled else "0")
+    threads = _record_threads(monkeypatch)
+    before = {p.name: p.value.copy() for p in model.weights if "moving" in p.name}
+    loss, _ = model.compute_gradients(x, y)
+    moved = {p.name: p.value.copy() for p in model.weights if "moving" in p.name}
+    for parameter in model.weights:                 # back as they were: the next run starts alike
+        if parameter.name in before:
+            parameter.value[...] = before[parameter.name]
+    return loss, {p.name: p.grad.copy() for p in model.trainable_weights}, moved, threads
+
+
+@needs_sharing
+@pytest.mark.parametrize("frozen", [(), ("pool_b_conv", "pool_b_bn", "pool")])
+def test_a_training_step_runs_its_walked_branches_at_once_with_the_same_numbers(frozen, monkeypatch):
+    model = _block_model()
+    for layer in model.layers:
+        if layer.name in frozen or layer.name.startswith("stem"):
+            layer.trainable = False
+    for parameter in model.weights:
+        parameter.value = parameter.value.astype(np.float64)
+    model.compile("sgd", "mse")
+    from minidl.engine import gradient_plan
+    _, regions = forward._planned(model, True, gradient_plan.gradient_plan(model))
+    assert [(region.stop.layer.name, region.keeps) for region in regions.values()] == [("block", True)]
+    rng = np.random.default_rng(9)
+    x, y = rng.normal(size=(3, 12, 12, 3)), rng.normal(size=(3, 12, 12, 4))
+    in_turn = _step_results(model, x, y, monkeypatch, enabled=False)
+    at_once = _step_results(model, x, y, monkeypatch, enabled=True)
+    assert in_turn[3] == set() and len(at_once[3]) == 2
+    assert abs(at_once[0] - in_turn[0]) <= 1e-12 * abs(in_turn[0])
+    assert at_once[1].keys() == in_turn[1].keys() and len(in_turn[1]) == 3 * (7 if frozen else 8)   # kernel, gamma, beta
+    for name, gradient in in_turn[1].items():
+        np.testing.assert_allclose(at_once[1][name], gradient, rtol=0, atol=1e-12 * np.abs(gradient).max())
+    for name, statistic in in_turn[2].items():
+        np.testing.assert_allclose(at_once[2][name], statistic, rtol=1e-12)
+

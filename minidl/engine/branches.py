@@ -21,10 +21,13 @@ first. Both cores are then busy 93-97% of a block's time.
 A *region* is the run of nodes between a fork (a tensor read by two or more of them) and
 the node that joins them: every node in it reads only the fork or other nodes in it, and
 only nodes in it or the join read it. The regions are found once per graph and setting
-(:func:`find_regions`). A region is run this way only when all of its steps behave as at
-inference (fused steps, and plain convolutions, batch norms with their moving statistics,
-activations, poolings and concatenations that keep nothing for backward), and when no
-chain of its steps is most of its work (see ``_LONGEST_CHAIN_SHARE``).
+(:func:`find_regions`). Its steps are fused steps and plain convolutions, batch norms,
+activations, poolings and concatenations (no Dropout: its random masks would depend on
+which thread draws first; no nested model), each either running as at inference or, in a
+training step, walked backward: those keep what their backward needs as in turn
+(``Region.keeps``; each layer keeps its own, and ``forward.py`` collects them after the
+region). A region runs this way only when no chain of its steps is most of its work (see
+``_LONGEST_CHAIN_SHARE``).
 
 The numbers. A step's numbers do not depend on which core runs it, so ``predict`` gives
 the same numbers bit for bit from run to run. They can differ in the last bits from
@@ -33,7 +36,8 @@ order than the same product split between two (OpenBLAS does so for some depths,
 the 5x5 layers' 25 * 48 = 1,200), about 1e-7 of a float32 output. Fusion does not change
 the regions (``forward.py`` plans the same ones with fusion on or off), so fused and
 unfused inference still agree bit for bit. ``MINIDL_PARALLEL_BRANCHES=0`` runs the
-regions' steps in turn. What it saves: ``benchmarks/README.md``.
+regions' steps in turn. What it saves (predict, the frozen and top-two-blocks steps, the
+full fine-tune): ``benchmarks/README.md``.
 
 Example::
 
@@ -61,6 +65,7 @@ from minidl.layers.pooling import AveragePooling2D, MaxPooling2D
 # turn: one core would run that chain alone while the other waits, and the region measured
 # slower at once than in turn (benchmarks/README.md).
 _LONGEST_CHAIN_SHARE = 2 / 3
+INFERENCE, KEPT = "inference", "kept"     # how a node runs: see find_regions
 _LAYERS_THAT_MAY_RUN_AT_ONCE = (Conv2D, BatchNormalization, Activation, MaxPooling2D, AveragePooling2D,
                                 Concatenate)
 
@@ -74,6 +79,7 @@ class Region:
     feeds: dict                   # step -> the steps of the region that read its output
     priority: dict                # step -> work of the longest chain from it to the region's end
     stop: object                  # the join node: where the walk goes on
+    keeps: bool = False           # its nodes keep what their backward needs (a training step)
 
 
 def parallel_branches_enabled():
@@ -81,16 +87,19 @@ def parallel_branches_enabled():
     return config.env_flag("MINIDL_PARALLEL_BRANCHES")
 
 
-def find_regions(nodes, steps, eligible):
+def find_regions(nodes, steps, kind_of):
     """{first node of a region: Region} for ``nodes`` (a model's nodes in order), ``steps``
-    (``fusion.plan_fusions``' answer) and ``eligible(node)`` (may the node run as at
-    inference?)."""
+    (``fusion.plan_fusions``' answer) and ``kind_of(node)``: INFERENCE (the node runs as at
+    inference, keeping nothing), KEPT (it runs as in training, keeping what its backward
+    needs) or None (it may not run apart). A region with a KEPT node keeps (its
+    INFERENCE plain layers then keep their little too: nothing can switch keeping off for
+    one thread only)."""
     units = _units(nodes, steps)
     positions = {node: index for index, node in enumerate(nodes)}
     reads = _read_counts(nodes)
     regions, index = {}, 0
     while index < len(nodes):
-        region = _region_after(nodes, index, units, positions, reads, eligible)
+        region = _region_after(nodes, index, units, positions, reads, kind_of)
         if region is None:
             index += 1
             continue
@@ -132,10 +141,10 @@ def _output(step):
     return step.output_tensors[0]
 
 
-def _region_after(nodes, fork_index, units, positions, reads, eligible):
+def _region_after(nodes, fork_index, units, positions, reads, kind_of):
     """The region whose fork is the output of ``nodes[fork_index]``, or None."""
     fork = id(nodes[fork_index].output_tensors[0])
-    made_inside, inside = {fork}, []
+    made_inside, inside, kind = {fork}, [], None
     reads_left = {fork: reads.get(fork, 0)}        # id(fork or a step's output) -> reads still to come
     for index in range(fork_index + 1, len(nodes)):
         node = nodes[index]
@@ -145,10 +154,11 @@ def _region_after(nodes, fork_index, units, positions, reads, eligible):
         if any(id(t) not in made_inside for t in _inputs(step)):
             return None                            # reads a tensor made before the fork
         if inside and _closes(step, reads_left):
-            return _region(nodes[fork_index + 1: index], inside, node)
-        if (not _may_run_at_once(step, eligible)
-                or any(positions[member] < index for member in getattr(step, "nodes", [node]))):
+            return _region(nodes[fork_index + 1: index], inside, node, kind)
+        step_kind = _kind(step, kind_of)
+        if step_kind is None or any(positions[member] < index for member in getattr(step, "nodes", [node])):
             return None
+        kind = KEPT if KEPT in (kind, step_kind) else step_kind
         inside.append(step)
         for tensor in _inputs(step):
             if id(tensor) in reads_left:
@@ -168,7 +178,7 @@ def _closes(step, reads_left):
     return all(count == 0 for count in left.values())
 
 
-def _region(region_nodes, steps, join):
+def _region(region_nodes, steps, join, kind):
     """The Region of ``steps``, or None if fewer than two of them read only the fork."""
     outputs = {id(_output(step)): step for step in steps}
     feeds = {step: [] for step in steps}
@@ -184,13 +194,14 @@ def _region(region_nodes, steps, join):
     if max(priority.values()) > _LONGEST_CHAIN_SHARE * sum(_work(step) for step in steps):
         return None                               # one branch is most of the work
     return Region(nodes=list(region_nodes), steps=steps, waits_for=waits_for, feeds=feeds,
-                  priority=priority, stop=join)
+                  priority=priority, stop=join, keeps=kind == KEPT)
 
 
-def _may_run_at_once(step, eligible):
+def _kind(step, kind_of):
+    """The step's kind (INFERENCE or KEPT), or None if it may not run apart."""
     if isinstance(step, (ConvBatchNormReLU, ConcatenateInPlace)):
-        return all(eligible(node) for node in step.nodes)
-    return isinstance(step.layer, _LAYERS_THAT_MAY_RUN_AT_ONCE) and eligible(step)
+        return INFERENCE if all(kind_of(node) == INFERENCE for node in step.nodes) else None
+    return kind_of(step) if isinstance(step.layer, _LAYERS_THAT_MAY_RUN_AT_ONCE) else None
 
 
 def _work(step):

@@ -14,7 +14,8 @@ what it adds:
   inference does: fused, keeping nothing, freeing arrays as it goes, so a frozen base costs
   about what ``predict`` costs. Keras 2's semantics hold there: a frozen BatchNormalization
   uses its moving statistics and leaves them unchanged, and a Dropout in a frozen part
-  still drops (``training=True`` reaches every layer that runs on its own).
+  still drops (``training=True`` reaches every layer that runs on its own). An Inception
+  block's branches run at once here too (``branches.py``), walked backward or not.
 
 Nested models run through the same walk, with their own plan.
 
@@ -23,6 +24,7 @@ Example::
     outputs = run_inference(model, x)                  # what model.predict_on_batch(x) returns
     outputs = run_training(model, x, gradient_plan(model))   # then training_walk.backward(...)
 """
+import contextlib
 import weakref
 
 from minidl import config
@@ -64,6 +66,8 @@ def _walk(model, inputs, training, plan):
         region = regions.get(node)
         if region is not None and _run_region(region, values, buffers, training):
             for region_node in region.nodes:
+                if region.keeps and region_node in plan.wants:
+                    saved[region_node] = region_node.layer.saved
                 _free_inputs(region_node, values, readers_left, keep)
             resume_at = region.stop
             continue
@@ -93,9 +97,10 @@ def _free_inputs(node, values, readers_left, keep):
 
 
 def _run_region(region, values, buffers, training):
-    """A region's steps on every core at once (``branches.py``), keeping nothing; False when
-    that is not possible now (the walk then runs them in turn)."""
-    with no_backward():
+    """A region's steps on every core at once (``branches.py``), keeping what backward needs
+    if its nodes are walked backward, else nothing; False when that is not possible now
+    (the walk then runs them in turn)."""
+    with contextlib.nullcontext() if region.keeps else no_backward():
         return branches.run_region(region, values, buffers, training)
 
 
@@ -148,9 +153,20 @@ def _planned(model, training, plan):
             plans.clear()
         steps = plan_fusions(model._nodes, model._input_ids, model._output_ids,
                              eligible.__contains__) if fuse else {}
-        regions = branches.find_regions(model._nodes, steps, eligible.__contains__)
+        wants = () if plan is None else plan.wants
+        regions = branches.find_regions(model._nodes, steps, lambda node: _kind(node, eligible, wants))
         planned = plans[(eligible, fuse)] = (model._nodes, steps, regions)
     return planned[1], planned[2]
+
+
+def _kind(node, eligible, wants):
+    """How ``node`` may run in a region whose branches run at once: as at inference, as
+    walked backward (a plain layer, not a nested model), or not apart (None)."""
+    if node in eligible:
+        return branches.INFERENCE
+    if node in wants and not _is_model(node.layer):
+        return branches.KEPT
+    return None
 
 
 def _may_fuse(node, training, plan):
