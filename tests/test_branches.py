@@ -19,11 +19,11 @@ import threading
 import numpy as np
 import pytest
 from random_batch_norms import randomize_batch_norms
+from sharing import needs_sharing
 
 import minidl
 from minidl import applications
 from minidl.engine import branches, forward
-from minidl.kernels import fast
 from minidl.kernels.fast import chunks
 from minidl.layers import (
     Activation,
@@ -35,16 +35,6 @@ from minidl.layers import (
     Input,
 )
 from minidl.models import Model
-
-
-def _sharing_possible():
-    fast.relu_forward(np.zeros(2, np.float32))    # a parallel kernel starts Numba's threading layer
-    return chunks.sharing_threads() > 1
-
-
-needs_sharing = pytest.mark.skipif(
-    not _sharing_possible(),
-    reason="running branches at once needs 2+ Numba threads, the OpenMP/TBB layer and a settable OpenBLAS")
 
 
 def _conv_bn(x, filters, size, name):

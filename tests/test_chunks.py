@@ -23,22 +23,12 @@ import threading
 import numba
 import numpy as np
 import pytest
+from sharing import needs_sharing
 
 from minidl import config
-from minidl.kernels import fast
 from minidl.kernels.fast import chunks, process_settings
 from minidl.kernels.fast import conv as conv_module
 from minidl.kernels.geometry import conv_geometry
-
-
-def _sharing_possible():
-    fast.relu_forward(np.zeros(2, np.float32))    # a parallel kernel starts Numba's threading layer
-    return chunks.sharing_threads() > 1
-
-
-needs_sharing = pytest.mark.skipif(
-    not _sharing_possible(),
-    reason="chunk sharing needs 2+ Numba threads, the OpenMP/TBB layer and a settable OpenBLAS")
 
 
 def _record_chunks(count, monkeypatch, share="1"):
@@ -71,7 +61,6 @@ def test_every_chunk_once_on_every_thread(monkeypatch):
 _MORE_THREADS_THAN_CORES = """
 import json, threading
 import numba, numpy as np
-from minidl.kernels import fast
 from minidl.kernels.fast import chunks, conv
 fast.relu_forward(np.zeros(2, np.float32))
 threads = chunks.sharing_threads()
