@@ -25,8 +25,12 @@ Sharing is used when it can be: the Numba path, more than one Numba thread, a Nu
 threading layer that may be entered from several threads at once (OpenMP or TBB, not
 workqueue), and an OpenBLAS whose thread count minidl can set (``process_settings.py``).
 Otherwise, or with ``MINIDL_SHARE_CHUNKS=0``, the chunks run one after the other.
-Backward always runs its chunks in turn (sharing them measured no faster for a whole
-training step).
+Backward shares one thing: the kernel gradient, a *sum* over the chunks
+(:func:`sum_over_chunks`): each core sums one contiguous run of them into an array of its
+own, and the runs' sums are added in order -- the same numbers from run to run, since
+which chunk goes into which sum does not depend on timing. col2im's chunks run in turn
+(their rows of grad_x overlap). :func:`on_every_core` lends the helper threads to an
+Inception block's branches (``minidl/engine/branches.py``).
 
 Example::
 
@@ -34,6 +38,7 @@ Example::
     def process(chunk, buffer):                       # runs on any of the threads
         ...
     for_each_chunk(chunks, lambda: np.empty(size, dtype), process)
+    total = sum_over_chunks(chunks, lambda run: ...)  # each run's sum, added in order
 """
 import itertools
 import threading
