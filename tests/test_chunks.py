@@ -61,6 +61,7 @@ def test_every_chunk_once_on_every_thread(monkeypatch):
 _MORE_THREADS_THAN_CORES = """
 import json, threading
 import numba, numpy as np
+from minidl.kernels import fast
 from minidl.kernels.fast import chunks, conv
 fast.relu_forward(np.zeros(2, np.float32))
 threads = chunks.sharing_threads()

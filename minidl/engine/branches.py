@@ -36,8 +36,10 @@ order than the same product split between two (OpenBLAS does so for some depths,
 the 5x5 layers' 25 * 48 = 1,200), about 1e-7 of a float32 output. Fusion does not change
 the regions (``forward.py`` plans the same ones with fusion on or off), so fused and
 unfused inference still agree bit for bit. ``MINIDL_PARALLEL_BRANCHES=0`` runs the
-regions' steps in turn. What it saves (predict, the frozen and top-two-blocks steps, the
-full fine-tune): ``benchmarks/README.md``.
+regions' steps in turn. A training step's backward walk runs the keeping regions' layers
+at once too (``training_walk.py``), with the scheduler here (:func:`run_at_once`). What it
+saves (predict, the frozen and top-two-blocks steps, the full fine-tune):
+``benchmarks/README.md``.
 
 Example::
 
@@ -204,6 +206,11 @@ def _kind(step, kind_of):
     return kind_of(step) if isinstance(step.layer, _LAYERS_THAT_MAY_RUN_AT_ONCE) else None
 
 
+def work_of_node(node):
+    """A plain node's convolution multiply-adds per image (0 for other layers)."""
+    return _work(node)
+
+
 def _work(step):
     """A step's convolution multiply-adds per image (0 for other steps, which cost little):
     what orders the ready steps. The same whether a convolution runs fused or not."""
@@ -224,17 +231,29 @@ def _longest_chains(steps, feeds):
 
 def run_region(region, values, buffers, training):
     """Run the region's steps on every core at once, filling ``values``; False (nothing
-    run) when the cores cannot be shared now.
-
-    Every core runs the same loop: take the ready step with the longest chain behind it,
-    run it alone, record its output and which steps it made ready; wait while none is
-    ready and some still run.
-    """
+    run) when the cores cannot be shared now."""
     if not parallel_branches_enabled():
         return False
-    waiting = dict(region.waits_for)
-    order = {step: index for index, step in enumerate(region.steps)}
-    ready = [(-region.priority[step], order[step], step) for step in region.steps if waiting[step] == 0]
+
+    def run(step):
+        result = _run_step(step, values, buffers, training)
+        return lambda: values.__setitem__(id(_output(step)), result)    # recorded under the lock
+
+    return run_at_once(region.steps, region.waits_for, region.feeds, region.priority, run)
+
+
+def run_at_once(steps, waits_for, feeds, priority, run):
+    """Run ``run(step)`` for every step on every core at once, each step once all the
+    steps it waits for are done; False (nothing run) when the cores cannot be shared now.
+
+    Every core runs the same loop: take the ready step with the highest ``priority``, run
+    it alone, call what ``run`` returned (under the lock: record the result), mark the
+    steps it ``feeds`` one wait less; wait while none is ready and some still run.
+    ``waits_for[step]`` is how many of ``steps`` must be done before it.
+    """
+    waiting = dict(waits_for)
+    order = {step: index for index, step in enumerate(steps)}
+    ready = [(-priority[step], order[step], step) for step in steps if waiting[step] == 0]
     heapq.heapify(ready)
     progress = {"done": 0, "failed": False}
     changed = threading.Condition()
@@ -242,24 +261,24 @@ def run_region(region, values, buffers, training):
     def take_steps():
         while True:
             with changed:
-                while not ready and not progress["failed"] and progress["done"] < len(region.steps):
+                while not ready and not progress["failed"] and progress["done"] < len(steps):
                     changed.wait()
                 if not ready or progress["failed"]:
                     return
                 step = heapq.heappop(ready)[2]
             try:
-                result = _run_step(step, values, buffers, training)
+                record = run(step)
             except BaseException:
                 with changed:
                     progress["failed"] = True
                     changed.notify_all()
                 raise
             with changed:
-                values[id(_output(step))] = result
-                for reader in region.feeds[step]:
+                record()
+                for reader in feeds[step]:
                     waiting[reader] -= 1
                     if waiting[reader] == 0:
-                        heapq.heappush(ready, (-region.priority[reader], order[reader], reader))
+                        heapq.heappush(ready, (-priority[reader], order[reader], reader))
                 progress["done"] += 1
                 changed.notify_all()
 

@@ -136,6 +136,12 @@ def _fused_steps(model, training, plan):
     return _planned(model, training, plan)[0]
 
 
+def planned_regions(model, plan):
+    """The regions of a training step's forward for ``plan`` (``branches.py``): what
+    ``training_walk.py`` walks backward at once."""
+    return _planned(model, True, plan)[1]
+
+
 def _planned(model, training, plan):
     """The model's fused steps among the nodes that may be fused ({} when fusion is switched
     off), and the regions whose branches may run at once (``branches.py``), planned once
