@@ -193,7 +193,7 @@ def _region(region_nodes, steps, join, kind):
     if sum(1 for step in steps if waits_for[step] == 0) < 2:
         return None                               # one branch: nothing to run at once
     priority = _longest_chains(steps, feeds)
-    if max(priority.values()) > _LONGEST_CHAIN_SHARE * sum(_work(step) for step in steps):
+    if max(priority.values()) > _LONGEST_CHAIN_SHARE * sum(work(step) for step in steps):
         return None                               # one branch is most of the work
     return Region(nodes=list(region_nodes), steps=steps, waits_for=waits_for, feeds=feeds,
                   priority=priority, stop=join, keeps=kind == KEPT)
@@ -206,14 +206,10 @@ def _kind(step, kind_of):
     return kind_of(step) if isinstance(step.layer, _LAYERS_THAT_MAY_RUN_AT_ONCE) else None
 
 
-def work_of_node(node):
-    """A plain node's convolution multiply-adds per image (0 for other layers)."""
-    return _work(node)
-
-
-def _work(step):
-    """A step's convolution multiply-adds per image (0 for other steps, which cost little):
-    what orders the ready steps. The same whether a convolution runs fused or not."""
+def work(step):
+    """A step's (or a plain node's) convolution multiply-adds per image (0 for other steps,
+    which cost little): what orders the ready steps. The same whether a convolution runs
+    fused or not."""
     layer = step.conv if isinstance(step, ConvBatchNormReLU) else getattr(step, "layer", None)
     if not isinstance(layer, Conv2D) or layer.kernel is None:
         return 0
@@ -225,7 +221,7 @@ def _longest_chains(steps, feeds):
     """step -> its work plus the most work any chain of steps reading it still has."""
     chain = {}
     for step in reversed(steps):           # steps are in the model's (topological) order
-        chain[step] = _work(step) + max((chain[reader] for reader in feeds[step]), default=0)
+        chain[step] = work(step) + max((chain[reader] for reader in feeds[step]), default=0)
     return chain
 
 

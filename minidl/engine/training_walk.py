@@ -194,6 +194,6 @@ def _backward_chains(walked, feeds):
     """node -> its convolution work plus the most work of the nodes its gradient feeds."""
     chain = {}
     for node in walked:                              # the model's order: a node's makers come first
-        chain[node] = branches.work_of_node(node) + max((chain[maker] for maker in feeds[node]), default=0)
+        chain[node] = branches.work(node) + max((chain[maker] for maker in feeds[node]), default=0)
     return chain
 

@@ -261,12 +261,10 @@ def _input_gradient_by_col2im(grad_2d, kernel, x_shape, geometry, chunks):
     kernel_size, strides, pads, out_w, work = geometry
     kernel_2d = kernel.reshape(-1, kernel.shape[3])
     grad_input = np.zeros(x_shape, dtype=np.result_type(grad_2d.dtype, kernel.dtype))
-    grad_cols = None
+    buffer = np.empty((max(count for _, count in chunks) * out_w, kernel_2d.shape[0]), dtype=grad_input.dtype)
     for first_row, row_count in chunks:
         grad_rows = grad_2d[first_row * out_w: (first_row + row_count) * out_w]
-        if grad_cols is None or len(grad_cols) != len(grad_rows):
-            grad_cols = np.empty((len(grad_rows), kernel_2d.shape[0]), dtype=grad_input.dtype)
-        np.matmul(grad_rows, kernel_2d.T, out=grad_cols)
+        grad_cols = np.matmul(grad_rows, kernel_2d.T, out=buffer[: len(grad_rows)])   # the last chunk may be shorter
         conv_numba.col2im_rows_add(grad_cols, first_row, grad_input, kernel_size, strides, pads, work)
     return grad_input
 
