@@ -116,8 +116,9 @@ def _units(nodes, steps):
     units = {}
     for node in nodes:
         step = steps.get(node, node)
-        for member in (step.nodes if step is not None and step is not node else [node]):
-            units.setdefault(member, step if step is not None else node)
+        if step is not None:                       # None: absorbed, mapped with its fused step
+            for member in getattr(step, "nodes", [node]):
+                units[member] = step
     return units
 
 

@@ -130,21 +130,18 @@ def sum_over_chunks(chunks, sum_in_order):
     sums added in order; otherwise the caller sums all the chunks as one run.
     """
     threads = sharing_threads()
-    if (threads < 2 or len(chunks) < MIN_CHUNKS_PER_THREAD * threads
-            or not _one_region_at_a_time.acquire(blocking=False)):
+    if threads < 2 or len(chunks) < MIN_CHUNKS_PER_THREAD * threads:
         return sum_in_order(chunks)
-    try:
-        runs = [chunks[start: start + count] for start, count in equal_chunks(0, len(chunks), threads)]
-        sums = [None] * len(runs)
-        next_run = itertools.count()
+    runs = [chunks[start: start + count] for start, count in equal_chunks(0, len(chunks), threads)]
+    sums = [None] * len(runs)
+    next_run = itertools.count()
 
-        def sum_next_run():
-            index = next(next_run)
-            sums[index] = sum_in_order(runs[index])
+    def sum_next_run():
+        index = next(next_run)
+        sums[index] = sum_in_order(runs[index])
 
-        _on_threads(sum_next_run, len(runs))
-    finally:
-        _one_region_at_a_time.release()
+    if not on_every_core(sum_next_run):          # another region holds the cores
+        return sum_in_order(chunks)
     total = sums[0]
     for partial in sums[1:]:
         total += partial
