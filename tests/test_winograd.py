@@ -18,9 +18,14 @@ Pinned down here:
 * a layer's gradients still check (float64) with Winograd's forward and input gradient;
 * the engine's conv2d_backward makes the input gradient of a stride-1 convolution as a
   Winograd convolution of grad_y with the kernel turned around (when that convolution is
-  one Winograd takes): equal to the reference's up to float rounding, the kernel gradient
-  unchanged bit for bit, the adjoint of the forward (<conv(x), g> = <x, grad_x>) at
-  InceptionV3's real thresholds; not for strides of 2, nor with Winograd switched off;
+  one Winograd takes): equal to the reference's up to float rounding, the adjoint of the
+  forward (<conv(x), g> = <x, grad_x>) at InceptionV3's real thresholds; not for strides
+  of 2, nor with Winograd switched off;
+* the kernel gradient of a layer whose forward Winograd takes is Winograd's (the forward's
+  steps walked back): equal to the reference's up to float rounding for every case above,
+  the adjoint of K -> conv(x, K) (<conv(x, K), g> = <K, grad_K>), in many chunks equal to
+  one chunk and the same bits every time; im2col's where the forward is im2col's (strides
+  of 2, thin layers) and bit for bit im2col's with Winograd switched off;
 * ``config.set_winograd(False)`` gives im2col's numbers bit for bit;
 * InceptionV3's predict with Winograd equals predict without it up to float rounding,
   fused equals unfused bit for bit with it, and predict follows its weights after a
@@ -386,10 +391,123 @@ def test_the_input_gradient_by_winograd_equals_the_reference(any_channel_count, 
     finally:
         config.set_winograd(True)
     assert len(calls) == 1                                  # switched off: not used
-    np.testing.assert_array_equal(grad_kernel, im2col_kernel)
     np.testing.assert_allclose(grad_x, im2col_x, rtol=0, atol=tolerance * np.abs(im2col_x).max())
-    np.testing.assert_allclose(grad_kernel, expected_kernel, rtol=0,
-                               atol=(1e-12 if dtype == np.float64 else 1e-5) * np.abs(expected_kernel).max())
+    for got in (grad_kernel, im2col_kernel):
+        np.testing.assert_allclose(got, expected_kernel, rtol=0, atol=tolerance * np.abs(expected_kernel).max())
+
+
+def _counting_kernel_gradients(monkeypatch):
+    calls = []
+    original = winograd.winograd_kernel_gradient
+    monkeypatch.setattr(winograd, "winograd_kernel_gradient",
+                        lambda *args, **kwargs: calls.append(args[0].shape) or original(*args, **kwargs))
+    return calls
+
+
+def _kernel_gradient_case(seed, shape, kernel_size, padding, dtype):
+    rng = np.random.default_rng(seed)
+    x, kernel, pads = _case(rng, shape, kernel_size, padding, dtype)
+    out_h, out_w = kernels.conv_geometry(x.shape, kernel_size, (1, 1), padding)[:2]
+    grad_y = rng.normal(size=(shape[0], out_h, out_w, kernel.shape[3])).astype(dtype)
+    return x, kernel, pads, grad_y
+
+
+@pytest.mark.parametrize("shape, kernel_size, padding", CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_kernel_gradient_by_winograd_equals_the_reference(any_channel_count, shape, kernel_size, padding,
+                                                              dtype, monkeypatch):
+    from minidl.kernels.fast import conv as fast_conv
+    x, kernel, pads, grad_y = _kernel_gradient_case(sum(shape) + 2, shape, kernel_size, padding, dtype)
+    calls = _counting_kernel_gradients(monkeypatch)
+    _, grad_kernel = fast_conv.conv2d_backward(grad_y, x, kernel, (1, 1), pads)
+    assert calls == [x.shape]                                # made by Winograd
+    _, expected = reference.conv2d_backward(grad_y.astype(np.float64), x.astype(np.float64),
+                                            kernel.astype(np.float64), (1, 1), pads)
+    assert grad_kernel.shape == kernel.shape and grad_kernel.dtype == dtype
+    tolerance = 1e-12 if dtype == np.float64 else 3e-5
+    np.testing.assert_allclose(grad_kernel, expected, rtol=0, atol=tolerance * np.abs(expected).max())
+    config.set_winograd(False)
+    try:
+        _, im2col_kernel = fast_conv.conv2d_backward(grad_y, x, kernel, (1, 1), pads)
+    finally:
+        config.set_winograd(True)
+    assert len(calls) == 1                                   # switched off: im2col's
+    np.testing.assert_allclose(im2col_kernel, expected, rtol=0, atol=tolerance * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("shape, kernel_size, padding", CASES[:8])
+def test_the_gradient_transform_in_numba_equals_the_reference(any_channel_count, shape, kernel_size, padding):
+    """dM = AT_h^T dY_tile AT_w: the input transform's kernels with AT^T, which read m x m
+    pixels per tile (not A x A), zeros past the output's edge."""
+    from minidl.kernels.fast import winograd_numba, winograd_reference
+    x, kernel, pads, grad_y = _kernel_gradient_case(4, shape, kernel_size, padding, np.float32)
+    plan = winograd_plan(x.shape, kernel.shape, (1, 1), pads)
+    transposed = [np.ascontiguousarray(matrix.T) for matrix in plan.matrices(np.float32)[0]]
+    positions = transposed[0].shape[0] * transposed[1].shape[0]
+    tile_rows = plan.batch * plan.tiles[0]
+    for first, count in [(0, tile_rows), (tile_rows - 1, 1)]:
+        results = []
+        for module in (winograd_reference, winograd_numba):
+            out = np.full((positions, count * plan.tiles[1], grad_y.shape[3]), np.nan, np.float32)
+            module.winograd_input_rows(grad_y, *transposed, plan.tile_output, (0, 0), plan.tiles, first, count, out)
+            results.append(out)
+        np.testing.assert_allclose(results[1], results[0], rtol=0, atol=1e-6 * np.abs(results[0]).max())
+
+
+@pytest.mark.parametrize("kernel_size, padding", [((3, 3), "same"), ((3, 3), "valid"), ((1, 7), "same"),
+                                                  ((7, 1), "same")])
+def test_the_kernel_gradient_is_the_adjoint_of_the_forward_at_real_sizes(kernel_size, padding, monkeypatch):
+    """<conv(x, K), g> = <K, grad_K(g)>: y is linear in K, so its kernel gradient is the
+    adjoint of K -> conv(x, K), checked without any other convolution. 48 channels: the
+    thresholds InceptionV3's layers meet."""
+    from minidl.kernels.fast import conv as fast_conv
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(2, 20, 19, 48))
+    kernel = rng.normal(size=kernel_size + (48, 16))
+    out_h, out_w, pads = kernels.conv_geometry(x.shape, kernel_size, (1, 1), padding)
+    grad_y = rng.normal(size=(2, out_h, out_w, 16))
+    calls = _counting_kernel_gradients(monkeypatch)
+    y = fast_conv.conv2d_forward(x, kernel, (1, 1), pads)
+    _, grad_kernel = fast_conv.conv2d_backward(grad_y, x, kernel, (1, 1), pads)
+    assert calls == [x.shape]
+    assert abs(np.vdot(y, grad_y) - np.vdot(kernel, grad_kernel)) < 1e-12 * np.abs(y).max() * np.abs(grad_y).sum()
+
+
+@pytest.mark.parametrize("shape, kernel_size, padding", CASES[:6])
+def test_the_kernel_gradient_in_chunks_equals_one_chunk_and_repeats_bit_for_bit(any_channel_count, shape,
+                                                                                kernel_size, padding, monkeypatch):
+    """Many chunks (summed in one contiguous run per core, the runs added in order) give
+    one chunk's gradient up to rounding, and the same bits every time."""
+    x, kernel, pads, grad_y = _kernel_gradient_case(3, shape, kernel_size, padding, np.float32)
+    plan = winograd_plan(x.shape, kernel.shape, (1, 1), pads)
+    whole = winograd.winograd_kernel_gradient(x, grad_y, plan)
+    monkeypatch.setattr(winograd, "_WHOLE_LAYER_BYTES", 0)
+    monkeypatch.setattr(winograd, "_KERNEL_GRADIENT_CHUNK_BYTES", 1)
+    chunked = [winograd.winograd_kernel_gradient(x, grad_y, plan) for _ in range(4)]
+    for again in chunked[1:]:
+        np.testing.assert_array_equal(again, chunked[0])
+    np.testing.assert_allclose(chunked[0], whole, rtol=0, atol=1e-5 * np.abs(whole).max())
+
+
+def test_the_kernel_gradient_refuses_arrays_the_plan_was_not_made_for():
+    plan = winograd_plan((2, 20, 20, 48), (3, 3, 48, 8), (1, 1), ((1, 1), (1, 1)))
+    with pytest.raises(ValueError, match=r"winograd_kernel_gradient: x \(2, 20, 20, 47\)"):
+        winograd.winograd_kernel_gradient(np.zeros((2, 20, 20, 47)), np.zeros((2, 20, 20, 8)), plan)
+
+
+def test_no_winograd_kernel_gradient_where_its_forward_is_im2col(monkeypatch):
+    """Strides of 2, fewer than 48 input channels, 1x1 kernels: cols^T @ G, bit for bit."""
+    from minidl.kernels.fast import conv as fast_conv
+    rng = np.random.default_rng(8)
+    calls = _counting_kernel_gradients(monkeypatch)
+    for shape, kernel_size, strides in [((1, 40, 40, 48), (3, 3), (2, 2)), ((1, 40, 40, 47), (3, 3), (1, 1))]:
+        x, kernel = rng.normal(size=shape), rng.normal(size=kernel_size + (shape[3], 4))
+        out_h, out_w, pads = kernels.conv_geometry(x.shape, kernel_size, strides, "valid")
+        grad_y = rng.normal(size=(1, out_h, out_w, 4))
+        _, grad_kernel = fast_conv.conv2d_backward(grad_y, x, kernel, strides, pads)
+        _, expected = reference.conv2d_backward(grad_y, x, kernel, strides, pads)
+        np.testing.assert_allclose(grad_kernel, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+    assert calls == []
 
 
 @pytest.mark.parametrize("kernel_size, padding", [((3, 3), "same"), ((3, 3), "valid"), ((1, 7), "same"),

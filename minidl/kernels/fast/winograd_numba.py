@@ -25,16 +25,17 @@ def _input_kernel(x, transform_h, transform_w, tile_h, tile_w, top, left, tiles_
                   first_tile_row, tile_row_count, out):
     batch, height, width, channels = x.shape
     alpha_h, alpha_w = transform_h.shape[0], transform_w.shape[0]
+    span_h, span_w = transform_h.shape[1], transform_w.shape[1]    # pixels read per tile
     for local_row in prange(tile_row_count):
         tile_row = first_tile_row + local_row
         n = tile_row // tiles_h
         ty = tile_row % tiles_h
-        tile = np.empty((alpha_h, alpha_w, channels), dtype=x.dtype)
-        half = np.empty((alpha_h, alpha_w, channels), dtype=x.dtype)
+        tile = np.empty((span_h, span_w, channels), dtype=x.dtype)
+        half = np.empty((alpha_h, span_w, channels), dtype=x.dtype)
         for tx in range(tiles_w):
-            for i in range(alpha_h):                       # d: the input tile, zeros outside
+            for i in range(span_h):                        # d: the input tile, zeros outside
                 h = ty * tile_h + i - top
-                for j in range(alpha_w):
+                for j in range(span_w):
                     w = tx * tile_w + j - left
                     if 0 <= h < height and 0 <= w < width:
                         for c in range(channels):
@@ -43,10 +44,10 @@ def _input_kernel(x, transform_h, transform_w, tile_h, tile_w, top, left, tiles_
                         for c in range(channels):
                             tile[i, j, c] = 0.0
             for a in range(alpha_h):                       # T = BT_h d
-                for j in range(alpha_w):
+                for j in range(span_w):
                     for c in range(channels):
                         half[a, j, c] = 0.0
-                    for i in range(alpha_h):
+                    for i in range(span_h):
                         coefficient = transform_h[a, i]
                         if coefficient != 0.0:
                             for c in range(channels):
@@ -57,7 +58,7 @@ def _input_kernel(x, transform_h, transform_w, tile_h, tile_w, top, left, tiles_
                     target = out[a * alpha_w + b, column]
                     for c in range(channels):
                         target[c] = 0.0
-                    for j in range(alpha_w):
+                    for j in range(span_w):
                         coefficient = transform_w[b, j]
                         if coefficient != 0.0:
                             for c in range(channels):
@@ -66,7 +67,11 @@ def _input_kernel(x, transform_h, transform_w, tile_h, tile_w, top, left, tiles_
 
 def winograd_input_rows(x, transform_h, transform_w, tile_output, pads, tiles, first_tile_row,
                         tile_row_count, out):
-    """Fill ``out`` (AH*AW, tile_row_count*tiles_w, C) with the chunk's transformed input tiles."""
+    """Fill ``out`` (AH*AW, tile_row_count*tiles_w, C) with the chunk's transformed input tiles.
+
+    A tile reads ``transform_h.shape[1]`` x ``transform_w.shape[1]`` pixels: A x A for the
+    input transform BT, m x m for the kernel gradient's transform of dL/dy with AT^T.
+    """
     _input_kernel(x, transform_h, transform_w, tile_output[0], tile_output[1], pads[0], pads[1],
                   tiles[0], tiles[1], first_tile_row, tile_row_count, out)
     return out

@@ -26,16 +26,22 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 def winograd_input_rows(x, transform_h, transform_w, tile_output, pads, tiles, first_tile_row,
                         tile_row_count, out):
-    """Fill ``out`` (AH*AW, tile_row_count*tiles_w, C) with the chunk's transformed input tiles."""
+    """Fill ``out`` (AH*AW, tile_row_count*tiles_w, C) with the chunk's transformed input tiles.
+
+    A tile reads ``transform_h.shape[1]`` x ``transform_w.shape[1]`` pixels of ``x``: A x A
+    for the input transform BT; m x m for the kernel gradient's transform of dL/dy, whose
+    matrices are AT^T (``winograd.py``).
+    """
     (tile_h, tile_w), (top, left), (tiles_h, tiles_w) = tile_output, pads, tiles
     alpha_h, alpha_w = transform_h.shape[0], transform_w.shape[0]
+    span_h, span_w = transform_h.shape[1], transform_w.shape[1]
     batch, height, width, channels = x.shape
     # Zero padding on every side, enough for the last tile of each row and column.
-    bottom = max(0, (tiles_h - 1) * tile_h + alpha_h - top - height)
-    right = max(0, (tiles_w - 1) * tile_w + alpha_w - left - width)
+    bottom = max(0, (tiles_h - 1) * tile_h + span_h - top - height)
+    right = max(0, (tiles_w - 1) * tile_w + span_w - left - width)
     padded = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
-    windows = sliding_window_view(padded, (alpha_h, alpha_w), axis=(1, 2))[:, ::tile_h, ::tile_w]
-    windows = windows[:, :tiles_h, :tiles_w].reshape(batch * tiles_h, tiles_w, channels, alpha_h, alpha_w)
+    windows = sliding_window_view(padded, (span_h, span_w), axis=(1, 2))[:, ::tile_h, ::tile_w]
+    windows = windows[:, :tiles_h, :tiles_w].reshape(batch * tiles_h, tiles_w, channels, span_h, span_w)
     chunk = windows[first_tile_row: first_tile_row + tile_row_count]     # (rows, tiles_w, C, AH, AW)
     transformed = np.einsum("ai,bj,rtcij->abrtc", transform_h, transform_w, chunk)
     out[...] = transformed.reshape(alpha_h * alpha_w, tile_row_count * tiles_w, channels)
