@@ -89,7 +89,8 @@ def _case(rng, shape, kernel_size, padding, dtype):
 
 CASES = [((2, 9, 7, 3), (3, 3), "same"), ((2, 8, 11, 4), (3, 3), "valid"), ((1, 7, 7, 2), (3, 3), "valid"),
          ((2, 10, 9, 3), (1, 7), "same"), ((2, 9, 10, 2), (7, 1), "same"), ((1, 13, 12, 3), (1, 7), "valid"),
-         ((2, 6, 5, 3), (1, 3), "same"), ((1, 7, 7, 3), (3, 1), "valid"), ((1, 1, 1, 4), (3, 3), "same")]
+         ((2, 6, 5, 3), (1, 3), "same"), ((1, 7, 7, 3), (3, 1), "valid"), ((1, 1, 1, 4), (3, 3), "same"),
+         ((2, 11, 10, 3), (5, 5), "same"), ((1, 12, 9, 2), (5, 5), "valid")]
 
 
 @pytest.mark.parametrize("shape, kernel_size, padding", CASES)
@@ -104,7 +105,7 @@ def test_winograd_equals_im2col(any_channel_count, shape, kernel_size, padding, 
     np.testing.assert_allclose(got, expected, rtol=0, atol=tolerance * np.abs(expected).max())
 
 
-@pytest.mark.parametrize("shape, kernel_size, padding", CASES[:6])
+@pytest.mark.parametrize("shape, kernel_size, padding", CASES[:6] + CASES[9:])
 def test_chunks_shared_between_cores_give_the_same_result(any_channel_count, small_chunks, shape,
                                                            kernel_size, padding, monkeypatch):
     x, kernel, pads = _case(np.random.default_rng(1), shape, kernel_size, padding, np.float64)
@@ -117,7 +118,7 @@ def test_chunks_shared_between_cores_give_the_same_result(any_channel_count, sma
     np.testing.assert_allclose(whole, reference.conv2d_forward(x, kernel, (1, 1), pads), rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("shape, kernel_size, padding", CASES[:8])
+@pytest.mark.parametrize("shape, kernel_size, padding", CASES[:8] + CASES[9:])
 def test_numba_transforms_equal_the_reference(any_channel_count, shape, kernel_size, padding):
     from minidl.kernels.fast import winograd_numba, winograd_reference
     rng = np.random.default_rng(2)
@@ -178,7 +179,9 @@ def test_which_convolutions_it_takes():
     assert winograd_plan(x_shape, (1, 7, 64, 8), (1, 1), ((0, 0), (3, 3))) is not None
     assert winograd_plan(x_shape, (3, 3, 64, 8), (2, 2), ((0, 0), (0, 0))) is None       # stride 2
     assert winograd_plan(x_shape, (1, 1, 64, 8), (1, 1), ((0, 0), (0, 0))) is None       # already a product
-    assert winograd_plan(x_shape, (5, 5, 64, 8), (1, 1), ((2, 2), (2, 2))) is None       # no F(m, 5) here
+    assert winograd_plan(x_shape, (5, 5, 64, 8), (1, 1), ((2, 2), (2, 2))).tile_output == (4, 4)
+    assert winograd_plan(x_shape, (3, 5, 64, 8), (1, 1), ((1, 1), (2, 2))).tile_output == (4, 4)
+    assert winograd_plan(x_shape, (9, 9, 64, 8), (1, 1), ((4, 4), (4, 4))) is None       # no F(m, 9) here
     thin = (1, 17, 17, winograd._MIN_CHANNELS - 1)
     assert winograd_plan(thin, (3, 3, thin[3], 8), (1, 1), same) is None                  # too thin to pay
     small = (1, winograd._MIN_OUTPUT_SIZE - 1, 40, 64)
@@ -435,7 +438,7 @@ def test_the_kernel_gradient_by_winograd_equals_the_reference(any_channel_count,
     np.testing.assert_allclose(im2col_kernel, expected, rtol=0, atol=tolerance * np.abs(expected).max())
 
 
-@pytest.mark.parametrize("shape, kernel_size, padding", CASES[:8])
+@pytest.mark.parametrize("shape, kernel_size, padding", CASES[:8] + CASES[9:])
 def test_the_gradient_transform_in_numba_equals_the_reference(any_channel_count, shape, kernel_size, padding):
     """dM = AT_h^T dY_tile AT_w: the input transform's kernels with AT^T, which read m x m
     pixels per tile (not A x A), zeros past the output's edge."""
@@ -473,7 +476,7 @@ def test_the_kernel_gradient_is_the_adjoint_of_the_forward_at_real_sizes(kernel_
     assert abs(np.vdot(y, grad_y) - np.vdot(kernel, grad_kernel)) < 1e-12 * np.abs(y).max() * np.abs(grad_y).sum()
 
 
-@pytest.mark.parametrize("shape, kernel_size, padding", CASES[:6])
+@pytest.mark.parametrize("shape, kernel_size, padding", CASES[:6] + CASES[9:])
 def test_the_kernel_gradient_in_chunks_equals_one_chunk_and_repeats_bit_for_bit(any_channel_count, shape,
                                                                                 kernel_size, padding, monkeypatch):
     """Many chunks (summed in one contiguous run per core, the runs added in order) give

@@ -22,7 +22,7 @@ What the engine adds, each for a measured reason (figures in ``benchmarks/README
   (``chunks.py``). In backward, each core sums the kernel gradient of one contiguous run of
   the chunks (its own partial sum, added in order at the end: the same numbers from run to
   run); col2im's chunks run in turn (their rows of grad_x overlap).
-* **Winograd.** Stride-1 3x3, 1x7, 7x1, 1x3 and 3x1 kernels on wide enough inputs run
+* **Winograd.** Stride-1 3x3, 5x5, 1x7, 7x1, 1x3 and 3x1 kernels on wide enough inputs run
   their forward pass as Winograd convolutions (``winograd.py``: fewer multiplications, the
   same numbers up to float rounding) unless ``minidl.config.set_winograd(False)``. Each
   kernel's transform is kept and made again when the kernel's values change. In backward,

@@ -19,10 +19,10 @@ each of the A_h*A_w positions (a, b) of a tile,
     M[a, b] = U[a, b] @ V[a, b]                                          (tiles, F)
     y_tile  = AT_h M AT_w^T           for every tile and filter           (m_h x m_w pixels)
 
-minidl uses F(4, 3) and F(4, 7) on each axis that has a kernel length of 3 or 7, and
-nothing (F(1, 1)) on an axis of length 1. The products then do 4x fewer multiply-adds than
-im2col's for a 3x3 kernel, 2.8x fewer for InceptionV3's 1x7 and 7x1 kernels and 2x fewer
-for its 1x3 and 3x1. The transforms cost additions and memory traffic, so thin layers
+minidl uses F(4, 3), F(4, 5) and F(4, 7) on each axis that has a kernel length of 3, 5 or
+7, and nothing (F(1, 1)) on an axis of length 1. The products then do 4x fewer
+multiply-adds than im2col's for a 3x3 kernel, 6.25x fewer for a 5x5 (8x8 tiles), 2.8x fewer
+for InceptionV3's 1x7 and 7x1 kernels and 2x fewer for its 1x3 and 3x1. The transforms cost additions and memory traffic, so thin layers
 lose (see ``_MIN_CHANNELS``).
 
 The numbers are not the same bit for bit as im2col's: the sums run in another order and the
@@ -71,6 +71,7 @@ from minidl.kernels.geometry import padded_output_size
 _ALGORITHMS = {
     1: (1, ()),
     3: (4, (0, 1, -1, 2, -2)),
+    5: (4, (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))),
     7: (4, (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2), Fraction(3, 2), Fraction(-3, 2))),
 }
 
@@ -159,7 +160,7 @@ def _matrices(tile_output, kernel_size, dtype):
 def winograd_plan(x_shape, kernel_shape, strides, pads):
     """A :class:`WinogradPlan` for this convolution, or None if Winograd does not apply.
 
-    It applies to stride 1 with kernel lengths 1, 3 or 7 (not 1x1: that is one product
+    It applies to stride 1 with kernel lengths 1, 3, 5 or 7 (not 1x1: that is one product
     already), at least ``_MIN_CHANNELS`` input channels and an output of at least
     ``_MIN_OUTPUT_SIZE`` on each side. ``pads`` as from :func:`minidl.kernels.conv_geometry`.
     """
