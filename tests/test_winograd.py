@@ -184,6 +184,11 @@ def test_which_convolutions_it_takes():
     assert winograd_plan(x_shape, (9, 9, 64, 8), (1, 1), ((4, 4), (4, 4))) is None       # no F(m, 9) here
     thin = (1, 17, 17, winograd._MIN_CHANNELS - 1)
     assert winograd_plan(thin, (3, 3, thin[3], 8), (1, 1), same) is None                  # too thin to pay
+    stem = (1, 17, 17, winograd._MIN_THIN_CHANNELS)                                       # thin, many filters
+    assert winograd_plan(stem, (3, 3, stem[3], winograd._MIN_THIN_FILTERS), (1, 1), same) is not None
+    assert winograd_plan(stem, (3, 3, stem[3], winograd._MIN_THIN_FILTERS - 1), (1, 1), same) is None
+    thinner = (1, 17, 17, winograd._MIN_THIN_CHANNELS - 1)
+    assert winograd_plan(thinner, (3, 3, thinner[3], 2 * winograd._MIN_THIN_FILTERS), (1, 1), same) is None
     small = (1, winograd._MIN_OUTPUT_SIZE - 1, 40, 64)
     assert winograd_plan(small, (3, 3, 64, 8), (1, 1), same) is None                      # too few tiles
 

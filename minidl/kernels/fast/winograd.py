@@ -78,7 +78,9 @@ _ALGORITHMS = {
 # Chosen by measurement (all InceptionV3 layers Winograd applies to, batch 5;
 # ``benchmarks/winograd_layers.py``, figures in ``benchmarks/README.md``):
 # * fewer input channels than _MIN_CHANNELS: the A_h*A_w products are too thin to be
-#   fast, and im2col wins;
+#   fast, and im2col wins -- unless there are at least _MIN_THIN_CHANNELS of them and
+#   _MIN_THIN_FILTERS filters (the stem's 147x147x32 -> 64: 16.8 ms against im2col's
+#   23 ms; 149x149x32 -> 32 a tie, so left to im2col);
 # * a layer whose U + M fit in _WHOLE_LAYER_BYTES (in the L3 cache) runs as one chunk,
 #   its products shared between the cores by position; smaller chunks made the products
 #   too small to be fast.
@@ -89,6 +91,7 @@ _ALGORITHMS = {
 # * an output smaller than _MIN_OUTPUT_SIZE on a side: a few tiles per image, and the
 #   products no faster than im2col's, while their transformed kernels take memory.
 _MIN_CHANNELS = 48
+_MIN_THIN_CHANNELS, _MIN_THIN_FILTERS = 32, 64
 _MIN_OUTPUT_SIZE = 16
 _WHOLE_LAYER_BYTES = 32 * 2**20
 _CHUNK_BYTES = 2 * 2**20
@@ -161,11 +164,13 @@ def winograd_plan(x_shape, kernel_shape, strides, pads):
     """A :class:`WinogradPlan` for this convolution, or None if Winograd does not apply.
 
     It applies to stride 1 with kernel lengths 1, 3, 5 or 7 (not 1x1: that is one product
-    already), at least ``_MIN_CHANNELS`` input channels and an output of at least
+    already), at least ``_MIN_CHANNELS`` input channels (or ``_MIN_THIN_CHANNELS`` with
+    ``_MIN_THIN_FILTERS`` filters) and an output of at least
     ``_MIN_OUTPUT_SIZE`` on each side. ``pads`` as from :func:`minidl.kernels.conv_geometry`.
     """
     kernel_h, kernel_w, channels, filters = kernel_shape
-    if tuple(strides) != (1, 1) or (kernel_h, kernel_w) == (1, 1) or channels < _MIN_CHANNELS:
+    wide_enough = channels >= _MIN_CHANNELS or (channels >= _MIN_THIN_CHANNELS and filters >= _MIN_THIN_FILTERS)
+    if tuple(strides) != (1, 1) or (kernel_h, kernel_w) == (1, 1) or not wide_enough:
         return None
     if kernel_h not in _ALGORITHMS or kernel_w not in _ALGORITHMS:
         return None
