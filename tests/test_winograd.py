@@ -172,6 +172,20 @@ def test_epilogue_sees_every_pixel_once_and_out_can_be_a_channel_slice(any_chann
     assert (concatenation[..., :3] == -7).all() and (concatenation[..., 8:] == -7).all()
 
 
+@pytest.mark.parametrize("kernel_size", [(3, 3), (5, 5), (1, 7), (7, 1), (1, 3), (3, 1)])
+def test_the_kernel_transform_is_g_h_g_g_w_transposed(any_channel_count, kernel_size):
+    """V[a, b] = sum over k, l of G_h[a, k] G_w[b, l] g[k, l]; an axis of length 1 (G = [[1]])
+    is skipped, which must not change a bit."""
+    rng = np.random.default_rng(9)
+    kernel = rng.normal(size=kernel_size + (6, 5))
+    pads = tuple((size // 2, size // 2) for size in kernel_size)
+    plan = winograd_plan((1, 9, 9, 6), kernel.shape, (1, 1), pads)
+    _, (g_h, g_w), _ = plan.matrices(np.float64)
+    expected = np.einsum("ak,bl,klcf->abcf", g_h, g_w, kernel).reshape(-1, 6, 5)
+    np.testing.assert_allclose(transform_kernel(kernel, plan), expected, rtol=1e-13, atol=1e-13)
+    assert transform_kernel(kernel, plan).flags.c_contiguous
+
+
 def test_which_convolutions_it_takes():
     x_shape = (1, 17, 17, 64)
     same = kernels.conv_geometry(x_shape, (3, 3), (1, 1), "same")[2]

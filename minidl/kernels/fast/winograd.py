@@ -188,8 +188,12 @@ def transform_kernel(kernel, plan):
     """V (A_h*A_w, C, F) = G_h g G_w^T for every (channel, filter) of HWIO ``kernel``."""
     _, (g_h, g_w), _ = plan.matrices(kernel.dtype)
     kernel_h, kernel_w, channels, filters = kernel.shape
-    along_h = (g_h @ kernel.reshape(kernel_h, -1)).reshape(-1, kernel_w, channels * filters)
-    return np.matmul(g_w, along_h).reshape(-1, channels, filters)       # (A_h, A_w, C*F) -> V
+    transformed = kernel.reshape(kernel_h, kernel_w, channels * filters)
+    if kernel_h > 1:          # an axis of length 1 has G = [[1]]: nothing to do
+        transformed = np.tensordot(g_h, transformed, axes=(1, 0))        # (A_h, KW, C*F)
+    if kernel_w > 1:
+        transformed = np.matmul(g_w, transformed)                         # (A_h, A_w, C*F)
+    return np.ascontiguousarray(transformed).reshape(-1, channels, filters)
 
 
 class TransformedKernels:
