@@ -382,48 +382,22 @@ def test_the_output_transform_applies_an_inference_batch_norm_as_the_rows_would(
     assert (expected < 0).any() != relu
 
 
-def _counting_winograd(monkeypatch):
+def _counting(monkeypatch, function_name):
+    """Record the shape of the first argument of every call of winograd.``function_name``:
+    ``winograd_conv2d_forward`` (grad_y for an input gradient) or ``winograd_kernel_gradient`` (x)."""
     calls = []
-    original = winograd.winograd_conv2d_forward
-    monkeypatch.setattr(winograd, "winograd_conv2d_forward",
+    original = getattr(winograd, function_name)
+    monkeypatch.setattr(winograd, function_name,
                         lambda *args, **kwargs: calls.append(args[0].shape) or original(*args, **kwargs))
     return calls
 
 
-@pytest.mark.parametrize("shape, kernel_size, padding", CASES)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_input_gradient_by_winograd_equals_the_reference(any_channel_count, shape, kernel_size, padding,
-                                                             dtype, monkeypatch):
-    from minidl.kernels.fast import conv as fast_conv
-    rng = np.random.default_rng(sum(shape) + 1)
-    x, kernel, pads = _case(rng, shape, kernel_size, padding, dtype)
-    out_h, out_w = kernels.conv_geometry(x.shape, kernel_size, (1, 1), padding)[:2]
-    grad_y = rng.normal(size=(shape[0], out_h, out_w, kernel.shape[3])).astype(dtype)
-    calls = _counting_winograd(monkeypatch)
-    grad_x, grad_kernel = fast_conv.conv2d_backward(grad_y, x, kernel, (1, 1), pads)
-    assert calls == [grad_y.shape]                          # grad_x was made by Winograd
-    expected_x, expected_kernel = reference.conv2d_backward(grad_y.astype(np.float64), x.astype(np.float64),
-                                                            kernel.astype(np.float64), (1, 1), pads)
-    assert grad_x.shape == x.shape and grad_x.dtype == dtype
-    tolerance = 1e-12 if dtype == np.float64 else 3e-5
-    np.testing.assert_allclose(grad_x, expected_x, rtol=0, atol=tolerance * np.abs(expected_x).max())
-    config.set_winograd(False)
-    try:
-        im2col_x, im2col_kernel = fast_conv.conv2d_backward(grad_y, x, kernel, (1, 1), pads)
-    finally:
-        config.set_winograd(True)
-    assert len(calls) == 1                                  # switched off: not used
-    np.testing.assert_allclose(grad_x, im2col_x, rtol=0, atol=tolerance * np.abs(im2col_x).max())
-    for got in (grad_kernel, im2col_kernel):
-        np.testing.assert_allclose(got, expected_kernel, rtol=0, atol=tolerance * np.abs(expected_kernel).max())
+def _counting_winograd(monkeypatch):
+    return _counting(monkeypatch, "winograd_conv2d_forward")
 
 
 def _counting_kernel_gradients(monkeypatch):
-    calls = []
-    original = winograd.winograd_kernel_gradient
-    monkeypatch.setattr(winograd, "winograd_kernel_gradient",
-                        lambda *args, **kwargs: calls.append(args[0].shape) or original(*args, **kwargs))
-    return calls
+    return _counting(monkeypatch, "winograd_kernel_gradient")
 
 
 def _kernel_gradient_case(seed, shape, kernel_size, padding, dtype):
@@ -436,25 +410,30 @@ def _kernel_gradient_case(seed, shape, kernel_size, padding, dtype):
 
 @pytest.mark.parametrize("shape, kernel_size, padding", CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_kernel_gradient_by_winograd_equals_the_reference(any_channel_count, shape, kernel_size, padding,
-                                                              dtype, monkeypatch):
+def test_both_gradients_by_winograd_equal_the_reference(any_channel_count, shape, kernel_size, padding,
+                                                        dtype, monkeypatch):
+    """grad_x (a Winograd convolution of grad_y with the kernel turned around) and grad_kernel
+    (the forward's steps walked back) equal the reference's; with Winograd off, neither is
+    Winograd's and both are im2col's."""
     from minidl.kernels.fast import conv as fast_conv
-    x, kernel, pads, grad_y = _kernel_gradient_case(sum(shape) + 2, shape, kernel_size, padding, dtype)
-    calls = _counting_kernel_gradients(monkeypatch)
-    _, grad_kernel = fast_conv.conv2d_backward(grad_y, x, kernel, (1, 1), pads)
-    assert calls == [x.shape]                                # made by Winograd
-    _, expected = reference.conv2d_backward(grad_y.astype(np.float64), x.astype(np.float64),
-                                            kernel.astype(np.float64), (1, 1), pads)
+    x, kernel, pads, grad_y = _kernel_gradient_case(sum(shape) + 1, shape, kernel_size, padding, dtype)
+    input_calls, kernel_calls = _counting_winograd(monkeypatch), _counting_kernel_gradients(monkeypatch)
+    grad_x, grad_kernel = fast_conv.conv2d_backward(grad_y, x, kernel, (1, 1), pads)
+    assert input_calls == [grad_y.shape] and kernel_calls == [x.shape]     # both made by Winograd
+    expected = reference.conv2d_backward(grad_y.astype(np.float64), x.astype(np.float64),
+                                         kernel.astype(np.float64), (1, 1), pads)
+    assert grad_x.shape == x.shape and grad_x.dtype == dtype
     assert grad_kernel.shape == kernel.shape and grad_kernel.dtype == dtype
-    tolerance = 1e-12 if dtype == np.float64 else 3e-5
-    np.testing.assert_allclose(grad_kernel, expected, rtol=0, atol=tolerance * np.abs(expected).max())
     config.set_winograd(False)
     try:
-        _, im2col_kernel = fast_conv.conv2d_backward(grad_y, x, kernel, (1, 1), pads)
+        im2col = fast_conv.conv2d_backward(grad_y, x, kernel, (1, 1), pads)
     finally:
         config.set_winograd(True)
-    assert len(calls) == 1                                   # switched off: im2col's
-    np.testing.assert_allclose(im2col_kernel, expected, rtol=0, atol=tolerance * np.abs(expected).max())
+    assert len(input_calls) == 1 and len(kernel_calls) == 1                 # switched off: not used
+    tolerance = 1e-12 if dtype == np.float64 else 3e-5
+    for got in ((grad_x, grad_kernel), im2col):
+        for gradient, wanted in zip(got, expected):
+            np.testing.assert_allclose(gradient, wanted, rtol=0, atol=tolerance * np.abs(wanted).max())
 
 
 @pytest.mark.parametrize("shape, kernel_size, padding", CASES[:8] + CASES[9:])
@@ -474,25 +453,6 @@ def test_the_gradient_transform_in_numba_equals_the_reference(any_channel_count,
             module.winograd_input_rows(grad_y, *transposed, plan.tile_output, (0, 0), plan.tiles, first, count, out)
             results.append(out)
         np.testing.assert_allclose(results[1], results[0], rtol=0, atol=1e-6 * np.abs(results[0]).max())
-
-
-@pytest.mark.parametrize("kernel_size, padding", [((3, 3), "same"), ((3, 3), "valid"), ((1, 7), "same"),
-                                                  ((7, 1), "same")])
-def test_the_kernel_gradient_is_the_adjoint_of_the_forward_at_real_sizes(kernel_size, padding, monkeypatch):
-    """<conv(x, K), g> = <K, grad_K(g)>: y is linear in K, so its kernel gradient is the
-    adjoint of K -> conv(x, K), checked without any other convolution. 48 channels: the
-    thresholds InceptionV3's layers meet."""
-    from minidl.kernels.fast import conv as fast_conv
-    rng = np.random.default_rng(7)
-    x = rng.normal(size=(2, 20, 19, 48))
-    kernel = rng.normal(size=kernel_size + (48, 16))
-    out_h, out_w, pads = kernels.conv_geometry(x.shape, kernel_size, (1, 1), padding)
-    grad_y = rng.normal(size=(2, out_h, out_w, 16))
-    calls = _counting_kernel_gradients(monkeypatch)
-    y = fast_conv.conv2d_forward(x, kernel, (1, 1), pads)
-    _, grad_kernel = fast_conv.conv2d_backward(grad_y, x, kernel, (1, 1), pads)
-    assert calls == [x.shape]
-    assert abs(np.vdot(y, grad_y) - np.vdot(kernel, grad_kernel)) < 1e-12 * np.abs(y).max() * np.abs(grad_y).sum()
 
 
 @pytest.mark.parametrize("shape, kernel_size, padding", CASES[:6] + CASES[9:])
@@ -534,21 +494,30 @@ def test_no_winograd_kernel_gradient_where_its_forward_is_im2col(monkeypatch):
 
 @pytest.mark.parametrize("kernel_size, padding", [((3, 3), "same"), ((3, 3), "valid"), ((1, 7), "same"),
                                                   ((7, 1), "same")])
-def test_the_input_gradient_is_the_adjoint_of_the_forward_at_real_sizes(kernel_size, padding, monkeypatch):
-    """<conv(x), g> = <x, grad_x(g)> for the linear map x -> conv(x): no other convolution
-    needed to know grad_x is right. 16 input channels and 48 filters: the forward is
-    im2col's (fewer than 48 channels), the input gradient Winograd's (48 channels of grad_y)."""
+@pytest.mark.parametrize("gradient", ["input", "kernel"])
+def test_each_gradient_is_the_adjoint_of_the_forward_at_real_sizes(kernel_size, padding, gradient, monkeypatch):
+    """y = conv(x, K) is linear in x and in K, so <conv(x, K), g> = <x, grad_x(g)> = <K, grad_K(g)>:
+    no other convolution needed to know a gradient is right. At InceptionV3's real thresholds:
+    16 input channels and 48 filters for the input gradient (the forward im2col's, the input
+    gradient Winograd's: 48 channels of grad_y); 48 and 16 for the kernel gradient (Winograd's,
+    like the forward)."""
     from minidl.kernels.fast import conv as fast_conv
+    channels, filters = (16, 48) if gradient == "input" else (48, 16)
     rng = np.random.default_rng(5)
-    x = rng.normal(size=(2, 20, 19, 16))
-    kernel = rng.normal(size=kernel_size + (16, 48))
+    x = rng.normal(size=(2, 20, 19, channels))
+    kernel = rng.normal(size=kernel_size + (channels, filters))
     out_h, out_w, pads = kernels.conv_geometry(x.shape, kernel_size, (1, 1), padding)
-    grad_y = rng.normal(size=(2, out_h, out_w, 48))
-    calls = _counting_winograd(monkeypatch)
+    grad_y = rng.normal(size=(2, out_h, out_w, filters))
+    calls = (_counting_winograd if gradient == "input" else _counting_kernel_gradients)(monkeypatch)
     y = fast_conv.conv2d_forward(x, kernel, (1, 1), pads)
-    grad_x, _ = fast_conv.conv2d_backward(grad_y, x, kernel, (1, 1), pads)
-    assert calls == [grad_y.shape]
-    assert abs(np.vdot(y, grad_y) - np.vdot(x, grad_x)) < 1e-12 * np.abs(y).max() * np.abs(grad_y).sum()
+    grad_x, grad_kernel = fast_conv.conv2d_backward(grad_y, x, kernel, (1, 1), pads)
+    if gradient == "input":
+        assert calls == [grad_y.shape]
+        other_side = np.vdot(x, grad_x)
+    else:
+        assert calls == [x.shape]
+        other_side = np.vdot(kernel, grad_kernel)
+    assert abs(np.vdot(y, grad_y) - other_side) < 1e-12 * np.abs(y).max() * np.abs(grad_y).sum()
 
 
 def test_no_winograd_input_gradient_for_strides_of_two(any_channel_count, monkeypatch):

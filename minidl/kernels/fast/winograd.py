@@ -60,7 +60,12 @@ import numpy as np
 
 from minidl.kernels.fast import winograd_numba
 from minidl.kernels.fast.batchnorm_numba import InferenceEpilogue
-from minidl.kernels.fast.chunks import equal_chunks, for_each_chunk, output_rows, sum_over_chunks
+from minidl.kernels.fast.chunks import (
+    equal_chunks,
+    for_each_chunk,
+    output_rows,
+    sum_over_chunks,
+)
 from minidl.kernels.geometry import padded_output_size
 
 # F(m, r) for each kernel length r used: (m, interpolation points). The points are small
