@@ -275,3 +275,18 @@ def test_a_kernel_gradient_summed_per_thread_equals_chunk_after_chunk(monkeypatc
     assert runs[0] >= chunks.MIN_CHUNKS_PER_THREAD * chunks.sharing_threads()
     np.testing.assert_allclose(shared, in_turn, rtol=0, atol=1e-12 * np.abs(in_turn).max())
 
+
+
+def test_sum_of_products_adds_each_product_in_order():
+    """left @ right summed pair after pair: the same bits as writing the sum out in order,
+    float32 (where the order shows), the buffer reused without touching the total."""
+    from minidl.kernels.fast.chunks import sum_of_products
+    rng = np.random.default_rng(11)
+    pairs = [(rng.normal(size=(7, 40)).astype(np.float32), rng.normal(size=(40, 3)).astype(np.float32))
+             for _ in range(4)]
+    expected = pairs[0][0] @ pairs[0][1]
+    for left, right in pairs[1:]:
+        expected = expected + left @ right
+    np.testing.assert_array_equal(sum_of_products(iter(pairs)), expected)
+    np.testing.assert_array_equal(sum_of_products(pairs[:1]), pairs[0][0] @ pairs[0][1])
+    assert sum_of_products([]) is None

@@ -148,6 +148,21 @@ def sum_over_chunks(chunks, sum_in_order):
     return total
 
 
+def sum_of_products(pairs):
+    """The sum of ``left @ right`` over the (left, right) pairs, added in order: the first
+    product starts the sum, each later one is made in one reused buffer and added to it.
+    The sum of one run of :func:`sum_over_chunks` (a kernel gradient's chunks); None when
+    there are no pairs."""
+    total = product = None
+    for left, right in pairs:
+        if total is None:
+            total = np.matmul(left, right)
+        else:
+            product = np.matmul(left, right, out=product)
+            total += product
+    return total
+
+
 def on_every_core(work):
     """Run ``work()`` on this thread and on every helper thread at once, each with
     single-threaded products and Numba loops, and return True; or return False, running

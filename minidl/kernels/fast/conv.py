@@ -62,6 +62,7 @@ from minidl.kernels.fast.chunks import (
     equal_chunks,
     for_each_chunk,
     output_rows,
+    sum_of_products,
     sum_over_chunks,
 )
 from minidl.kernels.geometry import padded_output_size
@@ -252,17 +253,14 @@ def _kernel_gradient(grad_2d, x, depth, geometry, rows_per_chunk, chunks):
 
     def sum_in_order(run):
         buffer = np.empty((rows_per_chunk * out_w, depth), dtype=x.dtype)
-        total = product = None
-        for first_row, row_count in run:
-            cols = buffer[: row_count * out_w]                 # the last chunk may be shorter
-            conv_numba.im2col_rows(x, kernel_size, strides, pads, first_row, row_count, cols, work)
-            grad_rows = grad_2d[first_row * out_w: (first_row + row_count) * out_w]
-            if total is None:              # the first chunk starts the sum, the others add to it
-                total = np.matmul(cols.T, grad_rows)
-            else:
-                product = np.matmul(cols.T, grad_rows, out=product)
-                total += product
-        return total
+
+        def chunk_products():
+            for first_row, row_count in run:
+                cols = buffer[: row_count * out_w]                 # the last chunk may be shorter
+                conv_numba.im2col_rows(x, kernel_size, strides, pads, first_row, row_count, cols, work)
+                yield cols.T, grad_2d[first_row * out_w: (first_row + row_count) * out_w]
+
+        return sum_of_products(chunk_products())
 
     return sum_over_chunks(chunks, sum_in_order)
 

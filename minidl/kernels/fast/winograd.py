@@ -22,8 +22,8 @@ each of the A_h*A_w positions (a, b) of a tile,
 minidl uses F(4, 3), F(4, 5) and F(4, 7) on each axis that has a kernel length of 3, 5 or
 7, and nothing (F(1, 1)) on an axis of length 1. The products then do 4x fewer
 multiply-adds than im2col's for a 3x3 kernel, 6.25x fewer for a 5x5 (8x8 tiles), 2.8x fewer
-for InceptionV3's 1x7 and 7x1 kernels and 2x fewer for its 1x3 and 3x1. The transforms cost additions and memory traffic, so thin layers
-lose (see ``_MIN_CHANNELS``).
+for InceptionV3's 1x7 and 7x1 kernels and 2x fewer for its 1x3 and 3x1. The transforms cost
+additions and memory traffic, so thin layers lose (see ``_MIN_CHANNELS``).
 
 The numbers are not the same bit for bit as im2col's: the sums run in another order and the
 transforms round, more so the larger the tile (entries of BT up to 17 for F(4, 7)). In
@@ -64,6 +64,7 @@ from minidl.kernels.fast.chunks import (
     equal_chunks,
     for_each_chunk,
     output_rows,
+    sum_of_products,
     sum_over_chunks,
 )
 from minidl.kernels.geometry import padded_output_size
@@ -338,15 +339,8 @@ def winograd_kernel_gradient(x, grad_y, plan):
     else:
         def sum_in_order(run):
             buffers = make_buffers()
-            total = product = None
-            for chunk in run:
-                tiles_in, grads = transformed(chunk, buffers)
-                if total is None:              # the first chunk starts the sum, the others add to it
-                    total = np.matmul(tiles_in.transpose(0, 2, 1), grads)
-                else:
-                    product = np.matmul(tiles_in.transpose(0, 2, 1), grads, out=product)
-                    total += product
-            return total
+            return sum_of_products((tiles_in.transpose(0, 2, 1), grads)
+                                   for tiles_in, grads in (transformed(chunk, buffers) for chunk in run))
 
         grad_v = sum_over_chunks(chunks, sum_in_order)
     return _kernel_transform_adjoint(grad_v, filter_h, filter_w, plan)
@@ -360,9 +354,10 @@ def _kernel_transform_adjoint(grad_v, filter_h, filter_w, plan):
     return np.matmul(filter_w.T, along_h).reshape(kernel_h, kernel_w, plan.channels, plan.filters)
 
 
-def _products_shared_by_position(tiles_in, transformed_kernel, products):
-    """products[p] = tiles_in[p] @ transformed_kernel[p] for every tile position p, the cores
-    taking whole positions in turn (``chunks.py``), each product on one core.
+def _products_shared_by_position(lefts, rights, products):
+    """products[p] = lefts[p] @ rights[p] for every tile position p, the cores taking whole
+    positions in turn (``chunks.py``), each product on one core. The forward's M = U @ V
+    and the kernel gradient's dV = U^T @ dM.
 
     A layer that runs as one chunk has A_h*A_w small products (35x35 layers: (405 x 96) @
     (96 x 96)); one ``np.matmul`` over all of them splits each small product between the
@@ -371,7 +366,7 @@ def _products_shared_by_position(tiles_in, transformed_kernel, products):
     """
     def one_position(position, _):
         index = position[0]
-        np.matmul(tiles_in[index], transformed_kernel[index], out=products[index])
+        np.matmul(lefts[index], rights[index], out=products[index])
 
     for_each_chunk([(index, 1) for index in range(len(products))], lambda: None, one_position)
 
