@@ -15,7 +15,8 @@ Pinned down here:
 * which convolutions it takes (stride 1, not 1x1, enough channels);
 * a kept transformed kernel is made again when the kernel's values change in place, and
   forgotten when the kernel array is freed;
-* a layer's gradients still check (float64) with Winograd's forward and input gradient;
+* a layer's gradients still check (float64) with Winograd's forward, input gradient and
+  kernel gradient;
 * the engine's conv2d_backward makes the input gradient of a stride-1 convolution as a
   Winograd convolution of grad_y with the kernel turned around (when that convolution is
   one Winograd takes): equal to the reference's up to float rounding, the adjoint of the
@@ -298,22 +299,22 @@ def test_inception_predict_follows_a_training_step(fusion_and_winograd, any_chan
     np.testing.assert_allclose(after, reference, rtol=0, atol=1e-4 * np.abs(reference).max())
 
 
-@pytest.mark.parametrize("kernel_size", [(3, 3), (1, 7), (7, 1)])
-def test_gradients_check_with_a_winograd_forward(any_channel_count, kernel_size):
-    """Forward and the input gradient run Winograd, the kernel gradient im2col: backward
-    must still be forward's gradient (float64, random upstream gradient, the input, kernel
-    and bias checked)."""
+@pytest.mark.parametrize("kernel_size", [(3, 3), (5, 5), (1, 7), (7, 1)])
+def test_gradients_check_with_a_winograd_forward(any_channel_count, kernel_size, monkeypatch):
+    """Forward, the input gradient and the kernel gradient all run Winograd: backward must
+    still be forward's gradient (float64, random upstream gradient, the input, kernel and
+    bias checked)."""
     from minidl.gradcheck import check_gradients
     from minidl.layers import Conv2D
-    calls = []
-    original = winograd.winograd_conv2d_forward
-    winograd.winograd_conv2d_forward = lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs)
-    try:
-        layer = Conv2D(4, kernel_size, padding="same", activation="sigmoid", name="checked")
-        report = check_gradients(layer, np.random.default_rng(10).normal(size=(2, 9, 10, 3)))
-    finally:
-        winograd.winograd_conv2d_forward = original
-    assert calls, "the forward passes of the check did not run as Winograd"
+    convolutions, kernel_gradients = (_counting(monkeypatch, name)
+                                      for name in ("winograd_conv2d_forward", "winograd_kernel_gradient"))
+    layer = Conv2D(4, kernel_size, padding="same", activation="sigmoid", name="checked")
+    # step 1e-5, not 1e-6: Winograd's float64 rounding (~1e-14 of an output, larger tiles
+    # more) divided by the step is the finite differences' noise; F(4x4, 5x5)'s made 1.5e-6
+    # of the input gradient with 1e-6 (im2col's 1e-7), 1.5e-7 with 1e-5 (im2col's 2e-8).
+    report = check_gradients(layer, np.random.default_rng(10).normal(size=(2, 9, 10, 3)), step=1e-5)
+    assert convolutions, "the forward passes of the check did not run as Winograd"
+    assert kernel_gradients, "the kernel gradient of the check was not Winograd's"
     assert {row[0] for row in report.rows} == {"input", "checked/kernel:0", "checked/bias:0"}
     assert report.max_error < 1e-6, report
 
