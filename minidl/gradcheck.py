@@ -24,7 +24,13 @@ backward typically shows 1e-8 to 1e-11; a missing term or a wrong index shows
 1e-2 to 1. minidl's tests require < 1e-6. Run the check in float32 and you
 learn nothing: rounding alone gives ~1e-3. A kink (ReLU at 0, the maximum of
 a pooling window changing) inside [x - h, x + h] can spoil one entry; random
-float64 inputs make that rare. ``examples/gradcheck_tour.py`` runs the check
+float64 inputs make that rare. On the engine (not ``MINIDL_KERNELS=reference``),
+wide convolutions run as Winograd's (``minidl/kernels/fast/winograd.py``), whose
+float64 rounding is ~1e-14 rather than ~1e-16: over h = 1e-6 that shows as up to a
+few 1e-6 (Conv2D(64, (5, 5)) on 48 channels: 3.7e-6 for the input, 2.4e-8 with
+im2col; Conv2D(64, (1, 7)) on 64 channels: 1.3e-6). Check such layers with a larger
+step, which divides the rounding by more and keeps h^2 small (``step=1e-4``: 1.1e-8
+for that 1x7 layer), or with ``MINIDL_WINOGRAD=0``. ``examples/gradcheck_tour.py`` runs the check
 on every layer and shows it catching a broken batch-norm backward.
 
 Example::

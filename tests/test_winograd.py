@@ -319,6 +319,19 @@ def test_gradients_check_with_a_winograd_forward(any_channel_count, kernel_size,
     assert report.max_error < 1e-6, report
 
 
+@pytest.mark.parametrize("kernel_size, channels", [((5, 5), 48), ((1, 7), 64)])
+def test_a_wide_layer_checks_with_the_step_gradcheck_documents(kernel_size, channels, monkeypatch, engine_path):
+    """minidl/gradcheck.py's advice for layers wide enough for Winograd at real thresholds:
+    step=1e-4 brings the finite differences under 1e-6 (1e-6 showed 1.3e-6 to 3.7e-6)."""
+    from minidl.gradcheck import check_gradients
+    from minidl.layers import Conv2D
+    convolutions = _counting(monkeypatch, "winograd_conv2d_forward")
+    layer = Conv2D(64, kernel_size, padding="same", name="wide")
+    report = check_gradients(layer, np.random.default_rng(1).normal(size=(2, 17, 17, channels)), step=1e-4)
+    assert convolutions
+    assert report.max_error < 1e-6, report
+
+
 def test_set_winograd_false_gives_im2col_bit_for_bit(any_channel_count):
     from minidl.layers import Conv2D
     layer = Conv2D(6, 3, padding="same", name="plain")
