@@ -198,10 +198,10 @@ def conv2d_backward(grad_output, x, kernel, strides, pads):
     inside :func:`without_input_gradient` / :func:`without_weight_gradient`.
 
     ``cols`` is built again from ``x``, chunk by chunk (cheaper in memory than keeping it
-    across all the layers of a network). The kernel gradient's chunks are summed in one
-    run per core when they can be shared; where Winograd takes the layer, both gradients
-    are Winograd's (the input gradient where Winograd takes its convolution), else
-    col2im's chunk after chunk and cols^T @ G.
+    across all the layers of a network). The input gradient is a Winograd convolution of
+    grad_y where Winograd takes that convolution, else col2im's chunk after chunk. The
+    kernel gradient is Winograd's where Winograd takes the forward, else cols^T @ G, its
+    chunks summed in one run per core when they can be shared.
     """
     need_input_grad = getattr(_gradients_wanted, "input", True)
     need_kernel_grad = getattr(_gradients_wanted, "weights", True)
