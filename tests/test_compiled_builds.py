@@ -112,6 +112,24 @@ def test_the_first_compilation_says_so_once_and_a_warm_cache_says_nothing(tmp_pa
     assert first_run_output() == ""
 
 
+_USER_CODE_MADE_BY_EXEC = """
+import numpy as np, numba
+from minidl import kernels
+kernels.relu_forward(np.ones(9, np.float32))            # the engine is running, its listener too
+namespace = {}
+exec("def twice(v):\\n    return 2 * v", namespace)     # a function without a module
+print(numba.njit(namespace["twice"])(21))
+"""
+
+
+def test_compiling_a_users_function_made_by_exec_is_left_alone(tmp_path):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), MINIDL_KERNELS="numba")
+    completed = subprocess.run([sys.executable, "-c", _USER_CODE_MADE_BY_EXEC], capture_output=True, text=True,
+                               env=env, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "42"
+
+
 def test_both_builds_divide_as_numpy_does():
     def divide(x, y, out):
         for i in prange(x.size):

@@ -89,7 +89,8 @@ def announce_compilation():
     class FirstCompilation(event.Listener):
         def on_start(self, compile_event):
             function = compile_event.data["dispatcher"].py_func
-            if function.__module__.startswith("minidl.") and not _announced.is_set():
+            module = getattr(function, "__module__", None) or ""    # None for code made by exec()
+            if module.startswith("minidl.") and not _announced.is_set():
                 _announced.set()
                 print("minidl: compiling its kernels for this machine -- the first run only, "
                       "later runs load them from the cache", file=sys.stderr, flush=True)
