@@ -3,7 +3,8 @@
 * regions are found where a fork's branches meet again in one join and nothing else
   reads them: InceptionV3's blocks but its two grid reductions (one branch is most of
   their work); not a chain, not a Dropout, not a batch norm that trains at inference's
-  place; a branch read after the concatenation moves the region's end to that reader;
+  place, not a layer called twice; a branch read after the concatenation moves the
+  region's end to that reader;
 * with sharing available the steps of a region run on two threads, and predict gives the
   same numbers as with the regions run in turn (up to the rounding of products summed
   on one thread instead of two) and the same numbers bit for bit from run to run;
@@ -24,8 +25,9 @@ from random_batch_norms import randomize_batch_norms
 from sharing import needs_sharing
 
 import minidl
-from minidl import applications
+from minidl import applications, config
 from minidl.engine import branches, forward, training_walk
+from minidl.engine.gradient_plan import gradient_plan
 from minidl.kernels.fast import chunks
 from minidl.layers import (
     Activation,
@@ -33,7 +35,9 @@ from minidl.layers import (
     BatchNormalization,
     Concatenate,
     Conv2D,
+    Dense,
     Dropout,
+    GlobalAveragePooling2D,
     Input,
 )
 from minidl.models import Model
@@ -103,6 +107,27 @@ def test_no_region_in_a_chain_or_where_batch_norms_train():
     for layer in model.layers:
         layer.trainable = False
     assert _region_joins(model, training=True) == ["block"]   # frozen: as at inference
+
+
+def test_no_region_where_a_layer_is_called_twice_and_its_gradients_are_the_textbook_walks():
+    """Two calls of one layer must not run at once: a layer keeps what its last call saved."""
+    inputs = Input((6, 6, 2))
+    shared = Activation("sigmoid", name="shared")
+    block = Concatenate(name="block")([shared(Conv2D(3, 1, name="a")(inputs)), shared(Conv2D(3, 1, name="b")(inputs))])
+    model = Model(inputs, Dense(1)(GlobalAveragePooling2D()(block)))
+    for parameter in model.weights:
+        parameter.value = parameter.value.astype(np.float64)
+    model.compile("sgd", "mean_squared_error")
+    assert _region_joins(model) == [] and _region_joins(model, True, gradient_plan(model)) == []
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(2, 6, 6, 2)), rng.normal(size=(2, 1))
+    gradients = {}
+    for path in ("numba", "reference"):
+        with config.using_kernel_path(path):
+            model.compute_gradients(x, y)
+        gradients[path] = {p.name: p.grad.copy() for p in model.trainable_weights}
+    for name, gradient in gradients["reference"].items():
+        np.testing.assert_allclose(gradients["numba"][name], gradient, rtol=1e-10, atol=1e-14, err_msg=name)
 
 
 def test_inception_v3_regions_are_its_blocks_but_the_grid_reductions():

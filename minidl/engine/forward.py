@@ -160,14 +160,19 @@ def _planned(model, training, plan):
         steps = plan_fusions(model._nodes, model._input_ids, model._output_ids,
                              eligible.__contains__) if fuse else {}
         wants = () if plan is None else plan.wants
-        regions = branches.find_regions(model._nodes, steps, lambda node: _kind(node, eligible, wants))
+        regions = branches.find_regions(model._nodes, steps, lambda node: _kind(model, node, eligible, wants))
         planned = plans[(eligible, fuse)] = (model._nodes, steps, regions)
     return planned[1], planned[2]
 
 
-def _kind(node, eligible, wants):
+def _kind(model, node, eligible, wants):
     """How ``node`` may run in a region whose branches run at once: as at inference, as
-    walked backward (a plain layer, not a nested model), or not apart (None)."""
+    walked backward (a plain layer, not a nested model), or not apart (None). A layer the
+    model calls more than once does not run apart: its calls could run at the same time,
+    and a layer keeps what its last call saved (which forward.py collects per node after
+    the region)."""
+    if model._uses[node.layer] > 1:
+        return None
     if node in eligible:
         return branches.INFERENCE
     if node in wants and not _is_model(node.layer):
