@@ -20,8 +20,9 @@ Output: one row per (layer type, phase, kernel) sorted by time, the share of the
 and an ``other`` row for what no timer covered (the graph walk, the loss, Python).
 
 At inference each Conv2D -> BatchNormalization -> ReLU chain runs fused (one line, "Conv2D +
-BatchNormalization + ReLU forward (fused)", ``minidl/engine/fusion.py``);
-``MINIDL_FUSE_INFERENCE=0`` splits it. The per-layer timers need the layers to run one after
+BatchNormalization + ReLU forward (fused)", ``minidl/engine/fusion.py``), and in a training
+step each BatchNormalization -> ReLU (its forward and its backward lines "(fused, training)");
+``MINIDL_FUSE_INFERENCE=0`` splits them. The per-layer timers need the layers to run one after
 the other, so this script runs an Inception block's branches in turn
 (``MINIDL_PARALLEL_BRANCHES=0``, ``minidl/engine/branches.py``) unless told otherwise. When the forward chunks are shared between the cores
 (``minidl/kernels/fast/chunks.py``) their im2col, product and epilogue overlap on several
@@ -123,6 +124,11 @@ def instrument(timer):
                 setattr(cls, phase, timer.wrap(cls.__dict__[phase], lambda parent, label=label: label))
     fusion.ConvBatchNormReLU.run = timer.wrap(
         fusion.ConvBatchNormReLU.run, lambda parent: "Conv2D + BatchNormalization + ReLU forward (fused)")
+    fusion.BatchNormReLUTraining.run = timer.wrap(
+        fusion.BatchNormReLUTraining.run, lambda parent: "BatchNormalization + ReLU forward (fused, training)")
+    fusion.GradientBeforeReLU.batchnorm_backward = timer.wrap(
+        fusion.GradientBeforeReLU.batchnorm_backward,
+        lambda parent: "BatchNormalization + ReLU backward (fused, training)")
     sharing = chunks_shared()
     for module, name in KERNEL_HELPERS + (() if sharing else CHUNK_KERNELS):
         _wrap_attribute(timer, module, name, lambda parent, name=name: f"{(parent or '?').split(':')[0]}: {name}")

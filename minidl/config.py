@@ -11,8 +11,9 @@ Which implementation of the operations runs (``minidl/kernels/__init__.py`` list
 
 The engine's own switches (each is on by default; they have no effect on the reference path)::
 
-    MINIDL_FUSE_INFERENCE=0    predict/evaluate run every layer on its own
-                               (``minidl/engine/fusion.py``)
+    MINIDL_FUSE_INFERENCE=0    predict/evaluate (and a training step's frozen part) run every
+                               layer on its own, and a training step's batch norm and ReLU
+                               run apart (``minidl/engine/fusion.py``)
     MINIDL_WINOGRAD=0          every convolution is im2col's (``minidl/kernels/fast/winograd.py``)
     MINIDL_SHARE_CHUNKS=0      a convolution's pieces run one after the other, not one per
                                core (``minidl/kernels/fast/chunks.py``)
@@ -103,7 +104,8 @@ def using_kernel_path(path):
 
 
 def inference_fusion():
-    """True when the engine fuses Conv2D -> BatchNormalization -> ReLU at inference (default)."""
+    """True when the engine fuses Conv2D -> BatchNormalization -> ReLU at inference, and a
+    training step's BatchNormalization -> ReLU (default)."""
     return _inference_fusion
 
 

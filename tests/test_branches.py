@@ -277,17 +277,17 @@ def test_an_error_in_a_backward_at_once_reaches_the_caller(monkeypatch):
     model.compile("sgd", "mse")
     rng = np.random.default_rng(10)
     x, y = rng.normal(size=(2, 12, 12, 3)).astype(np.float32), rng.normal(size=(2, 12, 12, 4))
-    layer_backward = training_walk._layer_backward
+    node_backward = training_walk._node_backward
 
-    def failing(layer, grad, wants):
-        if layer.name == "three_b_bn":
+    def failing(node, kept, grad, wants):
+        if node.layer.name == "three_b_bn":
             raise RuntimeError("three_b_bn backward failed")
-        return layer_backward(layer, grad, wants)
+        return node_backward(node, kept, grad, wants)
 
-    monkeypatch.setattr(training_walk, "_layer_backward", failing)
+    monkeypatch.setattr(training_walk, "_node_backward", failing)
     with pytest.raises(RuntimeError, match="three_b_bn backward failed"):
         model.train_on_batch(x, y)
-    monkeypatch.setattr(training_walk, "_layer_backward", layer_backward)
+    monkeypatch.setattr(training_walk, "_node_backward", node_backward)
     assert chunks._one_region_at_a_time.acquire(blocking=False)
     chunks._one_region_at_a_time.release()
     assert np.isfinite(model.train_on_batch(x, y))

@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from minidl import config, kernels
 from minidl.gradcheck import numerical_gradient
-from minidl.kernels.fast import batchnorm_numba
+from minidl.kernels.fast import batchnorm_numba, relu_numba
 from minidl.kernels.reference import batchnorm as batchnorm_reference
 
 PATHS = ["reference", "numba"]
@@ -138,3 +138,50 @@ def test_batchnorm_rejects_arrays_without_a_channel_axis():
     for module in (batchnorm_reference, batchnorm_numba):
         with pytest.raises(ValueError, match="channel axis"):
             module.batchnorm_train_forward(np.zeros(5), None, None, 1e-3)
+
+
+def _batch_with_edges(dtype, shape=(3, 5, 4, 6)):
+    """x, gamma, beta, g: values of every sign, elements whose normalised value is exactly 0
+    (x at the channel's mean, beta 0), and an inf and a NaN in the upstream gradient."""
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal(shape) * 2 + 1).astype(dtype)
+    x[..., 0] = (np.arange(x[..., 0].size) % 3 + 1).reshape(x[..., 0].shape)     # 1, 2, 3: mean exactly 2
+    gamma = (rng.random(shape[-1]) + 0.5).astype(dtype)
+    beta = (rng.standard_normal(shape[-1]) * 0.5).astype(dtype)
+    beta[0] = 0.0
+    grad = rng.standard_normal(shape).astype(dtype)
+    grad[0, 0, 0, 1], grad[1, 2, 3, 2] = np.inf, np.nan
+    return x, gamma, beta, grad
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batchnorm_then_relu_fused_is_the_two_kernels_bit_for_bit(dtype):
+    """The engine's fused training kernels (one Conv2D -> BN -> ReLU step of a training walk)
+    give the bits batchnorm_train_forward then relu_forward give, and backward the bits of
+    relu_backward then batchnorm_backward -- the ReLU's mask recomputed from x."""
+    x, gamma, beta, grad = _batch_with_edges(dtype)
+    y, mean, variance, inv_std = batchnorm_numba.batchnorm_train_forward(x, gamma, beta, 1e-3)
+    a = relu_numba.relu_forward(y)
+    fused = batchnorm_numba.batchnorm_relu_train_forward(x, gamma, beta, 1e-3)
+    for got, want in zip(fused[:4], (a, mean, variance, inv_std)):
+        assert got.dtype == dtype and np.array_equal(got, want)
+    assert (a == 0).any() and (a > 0).any() and (y[..., 0] == 0).any()
+    unfused = batchnorm_numba.batchnorm_backward(relu_numba.relu_backward(grad, a), x, mean, inv_std, gamma)
+    through = batchnorm_numba.batchnorm_relu_backward(grad, x, mean, inv_std, gamma, relu_affine=fused[4])
+    for got, want in zip(through, unfused):
+        assert got.dtype == dtype and np.array_equal(got, want, equal_nan=True)
+    assert np.isnan(through[0]).any() and np.isfinite(through[0]).any()
+    sums_only = batchnorm_numba.batchnorm_relu_backward(grad, x, mean, inv_std, gamma, fused[4], input_gradient=False)
+    assert sums_only[0] is None and all(np.array_equal(g, w, equal_nan=True) for g, w in zip(sums_only[1:], unfused[1:]))
+
+
+def test_batchnorm_then_relu_backward_equals_the_reference_ops():
+    """Against the readable path: reference relu's mask, then reference batchnorm_backward (float64)."""
+    x, gamma, beta, grad = _batch_with_edges(np.float64)
+    grad = np.nan_to_num(grad, nan=0.5, posinf=2.0)
+    y, mean, _, inv_std = batchnorm_reference.batchnorm_train_forward(x, gamma, beta, 1e-3)
+    want = batchnorm_reference.batchnorm_backward(grad * (y > 0), x, mean, inv_std, gamma)
+    affine = batchnorm_numba.batchnorm_relu_train_forward(x, gamma, beta, 1e-3)[4]
+    got = batchnorm_numba.batchnorm_relu_backward(grad, x, mean, inv_std, gamma, relu_affine=affine)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)

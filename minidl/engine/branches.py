@@ -21,7 +21,8 @@ first. Both cores are then busy 93-97% of a block's time.
 A *region* is the run of nodes between a fork (a tensor read by two or more of them) and
 the node that joins them: every node in it reads only the fork or other nodes in it, and
 only nodes in it or the join read it. The regions are found once per graph and setting
-(:func:`find_regions`). Its steps are fused steps and plain convolutions, batch norms,
+(:func:`find_regions`). Its steps are fused steps (at inference, or a training step's batch
+norm and ReLU) and plain convolutions, batch norms,
 activations, poolings and concatenations (no Dropout: its random masks would depend on
 which thread draws first; no nested model), each either running as at inference or, in a
 training step, walked backward: those keep what their backward needs as in turn
@@ -54,7 +55,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from minidl import config
-from minidl.engine.fusion import ConcatenateInPlace, ConvBatchNormReLU
+from minidl.engine.fusion import BatchNormReLUTraining, ConcatenateInPlace, ConvBatchNormReLU
 from minidl.kernels.fast import chunks
 from minidl.layers.activation import Activation
 from minidl.layers.conv import Conv2D
@@ -131,15 +132,18 @@ def _read_counts(nodes):
     return reads
 
 
+_FUSED_STEPS = (ConvBatchNormReLU, ConcatenateInPlace, BatchNormReLUTraining)
+
+
 def _inputs(step):
-    if isinstance(step, ConvBatchNormReLU):
+    if isinstance(step, (ConvBatchNormReLU, BatchNormReLUTraining)):
         return [step.input_tensor]
     node = step.node if isinstance(step, ConcatenateInPlace) else step
     return list(node.input_tensors)
 
 
 def _output(step):
-    if isinstance(step, (ConvBatchNormReLU, ConcatenateInPlace)):
+    if isinstance(step, _FUSED_STEPS):
         return step.output_tensor
     return step.output_tensors[0]
 
@@ -202,8 +206,9 @@ def _region(region_nodes, steps, join, kind):
 
 def _kind(step, kind_of):
     """The step's kind (INFERENCE or KEPT), or None if it may not run apart."""
-    if isinstance(step, (ConvBatchNormReLU, ConcatenateInPlace)):
-        return INFERENCE if all(kind_of(node) == INFERENCE for node in step.nodes) else None
+    if isinstance(step, _FUSED_STEPS):
+        kinds = {kind_of(node) for node in step.nodes}       # INFERENCE, or KEPT for a training step
+        return kinds.pop() if len(kinds) == 1 else None
     return kind_of(step) if isinstance(step.layer, _LAYERS_THAT_MAY_RUN_AT_ONCE) else None
 
 
@@ -283,7 +288,7 @@ def run_at_once(steps, waits_for, feeds, priority, run):
 
 
 def _run_step(step, values, buffers, training):
-    if isinstance(step, (ConvBatchNormReLU, ConcatenateInPlace)):
+    if isinstance(step, _FUSED_STEPS):
         return step.run(values, buffers)
     node_inputs = [values[id(t)] for t in step.input_tensors]
     return step.layer.forward(node_inputs if len(node_inputs) > 1 else node_inputs[0], training=training)

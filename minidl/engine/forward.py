@@ -14,8 +14,10 @@ what it adds:
   inference does: fused, keeping nothing, freeing arrays as it goes, so a frozen base costs
   about what ``predict`` costs. Keras 2's semantics hold there: a frozen BatchNormalization
   uses its moving statistics and leaves them unchanged, and a Dropout in a frozen part
-  still drops (``training=True`` reaches every layer that runs on its own). An Inception
-  block's branches run at once here too (``branches.py``), walked backward or not.
+  still drops (``training=True`` reaches every layer that runs on its own). In the walked
+  part, each batch norm that uses the batch statistics and is read only by a ReLU runs
+  with it as one step (``fusion.BatchNormReLUTraining``). An Inception block's branches
+  run at once here too (``branches.py``), walked backward or not.
 
 Nested models run through the same walk, with their own plan.
 
@@ -29,7 +31,7 @@ import weakref
 
 from minidl import config
 from minidl.engine import branches
-from minidl.engine.fusion import plan_fusions
+from minidl.engine.fusion import plan_batchnorm_relu_in_training, plan_fusions
 from minidl.engine.gradient_plan import gradient_plan
 from minidl.layers.base import no_backward
 from minidl.layers.normalization import BatchNormalization
@@ -73,9 +75,11 @@ def _walk(model, inputs, training, plan):
             continue
         step = steps.get(node, node)
         if step is None:
-            continue                               # run by its convolution's fused step
+            continue                               # run by the fused step of a node before it
         if step is not node:
             values[id(step.output_tensor)] = step.run(values, buffers)
+            saved.update((member, member.layer.saved) for member in step.nodes
+                         if plan is not None and member in plan.wants)
         elif plan is not None and node in plan.wants:
             values[id(node.output_tensors[0])] = _run_and_keep(node, values, training, plan)
             saved[node] = node.layer.saved
@@ -152,16 +156,21 @@ def _planned(model, training, plan):
     """
     fuse = config.inference_fusion()
     eligible = frozenset(node for node in model._nodes if _may_fuse(node, training, plan))
+    wants = {} if plan is None else plan.wants
+    key = (eligible, frozenset(wants), training, fuse)
     plans = _fusion_plans.setdefault(model, {})
-    planned = plans.get((eligible, fuse))
+    planned = plans.get(key)
     if planned is None or planned[0] is not model._nodes:
         if len(plans) > 8:
             plans.clear()
-        steps = plan_fusions(model._nodes, model._input_ids, model._output_ids,
-                             eligible.__contains__) if fuse else {}
-        wants = () if plan is None else plan.wants
+        steps = {}
+        if fuse:
+            steps = plan_fusions(model._nodes, model._input_ids, model._output_ids, eligible.__contains__)
+            steps.update(plan_batchnorm_relu_in_training(
+                model._nodes, model._input_ids, model._output_ids,
+                lambda node: _may_fuse_in_training(model, node, training, wants)))
         regions = branches.find_regions(model._nodes, steps, lambda node: _kind(model, node, eligible, wants))
-        planned = plans[(eligible, fuse)] = (model._nodes, steps, regions)
+        planned = plans[key] = (model._nodes, steps, regions)
     return planned[1], planned[2]
 
 
@@ -178,6 +187,15 @@ def _kind(model, node, eligible, wants):
     if node in wants and not _is_model(node.layer):
         return branches.KEPT
     return None
+
+
+def _may_fuse_in_training(model, node, training, wants):
+    """A node walked backward may join a BatchNormReLUTraining (``fusion.py``): a plain layer
+    used once in the model, and a batch norm only where it uses the batch statistics."""
+    layer = node.layer
+    if node not in wants or _is_model(layer) or model._uses[layer] != 1:
+        return False
+    return not isinstance(layer, BatchNormalization) or (training and layer.trainable)
 
 
 def _may_fuse(node, training, plan):

@@ -31,6 +31,13 @@ Concatenate, the step writes straight into its channels of the concatenation's o
 in place (a pooling branch, an inner concatenation): one full copy of every block's
 output less. What both save: ``benchmarks/README.md``.
 
+In a training step the walked part's batch norms use the batch statistics, so no
+convolution can take them as an epilogue; but a BatchNormalization -> ReLU pair still runs
+as one step (:class:`BatchNormReLUTraining`, planned by
+:func:`plan_batchnorm_relu_in_training`): relu(batchnorm(z)) in one pass once the statistics
+are known, and one backward for both that recomputes the ReLU's mask from z -- b and
+dL/db never exist. The same numbers, bit for bit (``tests/test_training_fusion.py``).
+
 Example::
 
     steps = plan_fusions(model._nodes, input_ids, output_ids)
@@ -125,6 +132,107 @@ class ConcatenateInPlace:
         return f"ConcatenateInPlace({self.node.layer.name})"
 
 
+class BatchNormReLUTraining:
+    """A training step's BatchNormalization (batch statistics) -> ReLU, both walked backward,
+    as one step: one pass over z after the statistics' instead of two (batch norm writes b,
+    ReLU reads it and writes a), and one backward for both.
+
+    The forward keeps what each layer's own forward keeps -- the batch norm its
+    ``("train", z, mean, inv_std, gamma)`` and its moving statistics updated the same way --
+    except that the ReLU keeps a :class:`ReLUAfterBatchNorm` instead of its output: the
+    per-channel affine map that made b, from which the backward walk recomputes the ReLU's
+    mask (``batchnorm_numba.batchnorm_relu_backward``). b and dL/db are never made. The
+    numbers are the two layers' bit for bit (``tests/test_training_fusion.py``).
+    """
+
+    def __init__(self, norm_node, relu_node):
+        self.norm = norm_node.layer
+        self.relu = relu_node.layer
+        self.nodes = [norm_node, relu_node]
+        self.input_tensor = norm_node.input_tensors[0]
+        self.output_tensor = relu_node.output_tensors[0]
+
+    def run(self, values, buffers):
+        """a = relu(batchnorm(z)) with the batch statistics; both layers keep for backward."""
+        z = values[id(self.input_tensor)]
+        norm = self.norm
+        gamma = None if norm.gamma is None else norm.value_of(norm.gamma, like=z)
+        beta = None if norm.beta is None else norm.value_of(norm.beta, like=z)
+        a, mean, variance, inv_std, affine = batchnorm_numba.batchnorm_relu_train_forward(
+            z, gamma, beta, norm.epsilon)
+        norm._update_moving_statistics(mean, variance, z.size // z.shape[-1])
+        norm.save_for_backward("train", z, mean, inv_std, gamma)
+        self.relu.saved = ReLUAfterBatchNorm(affine)
+        return a
+
+    def __repr__(self):
+        return f"BatchNormReLUTraining({self.norm.name} -> {self.relu.name})"
+
+
+class ReLUAfterBatchNorm:
+    """What the ReLU of a :class:`BatchNormReLUTraining` keeps: the batch norm's affine map.
+    Its backward hands dL/da on unchanged, marked for the batch norm's backward to apply
+    the ReLU's mask (:meth:`through`)."""
+
+    def __init__(self, affine):
+        self.affine = affine
+
+    def through(self, grad_output):
+        return GradientBeforeReLU(grad_output, self.affine)
+
+
+class GradientBeforeReLU:
+    """dL/da of a ReLU whose mask its batch norm's backward applies (see above)."""
+
+    def __init__(self, gradient, affine):
+        self.gradient = gradient
+        self.affine = affine
+
+    def batchnorm_backward(self, norm, kept, wants):
+        """The batch norm's backward through the ReLU: its parameters' gradients stored if
+        ``wants[0]``, dL/dz returned if ``wants[1]`` (else None)."""
+        _, z, mean, inv_std, gamma = kept
+        weights, inputs = wants
+        grad_input, grad_gamma, grad_beta = batchnorm_numba.batchnorm_relu_backward(
+            self.gradient, z, mean, inv_std, gamma, relu_affine=self.affine, input_gradient=inputs)
+        if weights and norm.gamma is not None:
+            norm.store_grad(norm.gamma, grad_gamma)
+        if weights and norm.beta is not None:
+            norm.store_grad(norm.beta, grad_beta)
+        return grad_input
+
+
+def plan_batchnorm_relu_in_training(nodes, input_ids, output_ids, fusable):
+    """{batch-norm node: BatchNormReLUTraining, its ReLU node: None} for every
+    BatchNormalization -> ReLU pair of ``nodes`` where ``fusable(node)`` holds for both
+    (``forward.py``: walked backward, each layer used once, the batch norm trainable in a
+    training step) and the ReLU is the only reader of the batch norm's output, which is
+    neither a model input nor a model output."""
+    readers = _readers(nodes)
+    boundary = set(input_ids) | set(output_ids)
+    steps = {}
+    for node in nodes:
+        if not isinstance(node.layer, BatchNormalization) or not fusable(node):
+            continue
+        output = id(node.output_tensors[0])
+        if output in boundary or len(readers[output]) != 1:
+            continue
+        relu_node = readers[output][0]
+        if _is_relu(relu_node.layer) and fusable(relu_node) and id(relu_node.output_tensors[0]) not in input_ids:
+            steps[node] = BatchNormReLUTraining(node, relu_node)
+            steps[relu_node] = None
+    return steps
+
+
+def _readers(nodes):
+    """id(tensor) -> the nodes reading it, in order."""
+    readers = defaultdict(list)
+    for node in nodes:
+        for tensor in node.input_tensors:
+            readers[id(tensor)].append(node)
+    return readers
+
+
 def plan_fusions(nodes, input_ids, output_ids, eligible=None):
     """Find the fusable chains among ``nodes`` (a model's nodes in execution order).
 
@@ -136,10 +244,7 @@ def plan_fusions(nodes, input_ids, output_ids, eligible=None):
     nodes may take part at all.
     """
     eligible = eligible or (lambda node: True)
-    readers = defaultdict(list)
-    for node in nodes:
-        for tensor in node.input_tensors:
-            readers[id(tensor)].append(node)
+    readers = _readers(nodes)
     model_inputs = set(input_ids)
     boundary = model_inputs | set(output_ids)
 

@@ -16,6 +16,9 @@ same order and computes the same parameter gradients, but:
   The model's saved values are used up: a second backward needs a new forward pass.
 * **Fan-out sums in place.** Where several layers read one tensor, their gradients are
   added into an array the walk allocated itself, instead of a new array per addition.
+* **Batch norm and ReLU as one** (``fusion.BatchNormReLUTraining``): where the forward ran
+  them as one step, the ReLU hands dL/da on unchanged (:func:`_node_backward`) and the batch
+  norm's backward applies the ReLU's mask, recomputed from its input.
 * **An Inception block's branches at once** (``branches.py``): where the forward ran a
   block as a keeping region, the walk runs its layers' backward on every core at once,
   each layer once the layers reading its output are done (:func:`_walk_region_at_once`).
@@ -33,6 +36,7 @@ from contextlib import ExitStack
 import numpy as np
 
 from minidl.engine import branches, forward
+from minidl.engine.fusion import GradientBeforeReLU, ReLUAfterBatchNorm
 from minidl.engine.gradient_plan import gradient_plan
 from minidl.kernels.fast.conv import without_input_gradient, without_weight_gradient
 
@@ -64,9 +68,7 @@ def backward(model, grad_output, plan):
         if grad is None:
             continue                           # does not influence the outputs
         layer = node.layer
-        layer.saved = saved.pop(node)
-        input_grads = _layer_backward(layer, grad, wants)
-        layer.saved = None                     # free this layer's saved arrays now
+        input_grads = _node_backward(node, saved.pop(node), grad, wants)
         del grad
         if model._uses[layer] > 1:
             model._sum_parameter_grads_over_uses(layer, shared_layer_grads)
@@ -79,6 +81,24 @@ def backward(model, grad_output, plan):
         return None if model._single_input else [None] * len(model.inputs)
     result = [grads.get(key) for key in model._input_ids]
     return result[0] if model._single_input else result
+
+
+def _node_backward(node, kept, grad, wants):
+    """The backward of ``node`` from what its forward ``kept``, asking only for the gradients
+    the plan wants; the layer's saved arrays are freed as soon as it is done. A batch norm
+    and ReLU that ran as one training step (``fusion.BatchNormReLUTraining``) run as one
+    here too: the ReLU hands dL/da on unchanged and the batch norm's backward applies the
+    ReLU's mask."""
+    layer = node.layer
+    if isinstance(kept, ReLUAfterBatchNorm):
+        input_grads = kept.through(grad)
+    elif isinstance(grad, GradientBeforeReLU):
+        input_grads = grad.batchnorm_backward(layer, kept, wants)
+    else:
+        layer.saved = kept
+        input_grads = _layer_backward(layer, grad, wants)
+    layer.saved = None                         # free this layer's saved arrays now
+    return input_grads
 
 
 def _layer_backward(layer, grad, wants):
@@ -151,10 +171,7 @@ def _walk_region_at_once(region, model, plan, saved, grads, own_sums):
         grad = _summed_in_order(parts)
         contributions = []
         if grad is not None:
-            layer = node.layer
-            layer.saved = saved.pop(node)
-            input_grads = _layer_backward(layer, grad, plan.wants[node])
-            layer.saved = None
+            input_grads = _node_backward(node, saved.pop(node), grad, plan.wants[node])
             if plan.wants[node][1]:
                 for tensor, input_grad in zip(node.input_tensors, input_grads if isinstance(input_grads, list)
                                               else [input_grads]):

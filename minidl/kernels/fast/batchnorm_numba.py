@@ -18,6 +18,11 @@ they overlap and falls back to one float at a time (4x slower). Rows that are a 
 slice of a concatenation's output reach it as ``(parent, first_column)``
 (``layout.py``), so that it runs vectorised there too.
 
+A training step's batch norm and the ReLU after it (``minidl/engine/fusion.py``) run through
+:func:`batchnorm_relu_train_forward` (the ReLU applied in the same pass as the batch norm)
+and :func:`batchnorm_relu_backward` (the ReLU's mask recomputed from x, the forward's very
+operations, inside both backward passes): the same bits as the two layers one by one.
+
 Example::
 
     y, mean, variance, inv_std = batchnorm_train_forward(x, None, beta, 1e-3)
@@ -94,32 +99,48 @@ def _scale_and_shift_in_place(parent, first_column, center, scale, shift, relu):
             row[c] = zero if relu and value <= zero else value
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _through_relu(grad, x, c, relu, zero):
+    """The gradient g at element x of channel c: ``grad`` itself, or, when ``relu`` holds the
+    forward's (center, scale, shift), ``grad`` where that forward's ReLU let x through and 0
+    where it did not -- the forward's value recomputed, the same operations, the same bits."""
+    if relu is None:
+        return grad
+    center, scale, shift = relu
+    value = (x - center[c]) * scale[c] + shift[c]
+    return grad if value > zero else grad * zero     # g * 0, as relu_backward: inf and NaN give NaN
+
+
 @TwoBuilds
-def _gradient_sums(grad_rows, rows, mean):
-    """Σ g and Σ g * (x - mean) per channel, in float64 (blocks as in _mean_and_variance)."""
+def _gradient_sums(grad_rows, rows, mean, relu):
+    """Σ g and Σ g * (x - mean) per channel, in float64 (blocks as in _mean_and_variance);
+    g through the ReLU that followed (see _through_relu) when ``relu`` is not None."""
     count, channels = rows.shape
     blocks = min(_BLOCKS, count)
     partial_g = np.zeros((blocks, channels))
     partial_gx = np.zeros((blocks, channels))
+    zero = rows.dtype.type(0)
     for block in prange(blocks):
         start, stop = _block_bounds(block, blocks, count)
         for i in range(start, stop):
             for c in range(channels):
-                g = grad_rows[i, c]
+                g = _through_relu(grad_rows[i, c], rows[i, c], c, relu, zero)
                 partial_g[block, c] += g
                 partial_gx[block, c] += g * (rows[i, c] - mean[c])
     return partial_g.sum(axis=0), partial_gx.sum(axis=0)
 
 
 @TwoBuilds
-def _input_gradient(grad_rows, rows, mean, grad_scale, grad_offset, x_scale):
-    """grad_input[i, c] = grad_scale[c]*g - grad_offset[c] - x_scale[c]*(x - mean[c])."""
+def _input_gradient(grad_rows, rows, mean, grad_scale, grad_offset, x_scale, relu):
+    """grad_input[i, c] = grad_scale[c]*g - grad_offset[c] - x_scale[c]*(x - mean[c]),
+    g through the ReLU that followed when ``relu`` is not None (see _through_relu)."""
     count, channels = rows.shape
     grad_input = np.empty_like(rows)
+    zero = rows.dtype.type(0)
     for i in prange(count):
         for c in range(channels):
-            grad_input[i, c] = (grad_scale[c] * grad_rows[i, c] - grad_offset[c]
-                                - x_scale[c] * (rows[i, c] - mean[c]))
+            g = _through_relu(grad_rows[i, c], rows[i, c], c, relu, zero)
+            grad_input[i, c] = (grad_scale[c] * g - grad_offset[c] - x_scale[c] * (rows[i, c] - mean[c]))
     return grad_input
 
 
@@ -144,34 +165,57 @@ def _per_channel(values, default, channels, dtype):
 
 def batchnorm_train_forward(x, gamma, beta, epsilon):
     """Return ``(y, mean, variance, inv_std)`` using the batch statistics."""
-    rows = _as_rows(x, "batchnorm_train_forward")
+    y, mean, variance, inv_std, _ = batchnorm_relu_train_forward(x, gamma, beta, epsilon, relu=False)
+    return y, mean, variance, inv_std
+
+
+def batchnorm_relu_train_forward(x, gamma, beta, epsilon, relu=True):
+    """relu(batchnorm(x)) with the batch statistics in one pass over x after the statistics'
+    (``relu=False``: batch norm alone). Returns ``(y, mean, variance, inv_std, affine)``:
+    what :func:`batchnorm_train_forward` returns, and the per-channel (center, scale, shift)
+    that made y = (x - center) * scale + shift (then ReLU), for :func:`batchnorm_relu_backward`.
+    The same numbers, bit for bit, as batch norm then ``relu_forward``."""
+    rows = _as_rows(x, "batchnorm_relu_train_forward")
     channels = rows.shape[1]
     mean, variance = _mean_and_variance(rows.size, rows)
     inv_std = 1.0 / np.sqrt(variance + epsilon)
     scale = _per_channel(gamma, 1.0, channels, np.float64) * inv_std
+    affine = (mean.astype(x.dtype), scale.astype(x.dtype), _per_channel(beta, 0.0, channels, x.dtype))
     y = np.empty_like(rows)
-    _scale_and_shift(rows.size, rows, mean.astype(x.dtype), scale.astype(x.dtype),
-                     _per_channel(beta, 0.0, channels, x.dtype), False, y)
-    return y.reshape(x.shape), mean.astype(x.dtype), variance.astype(x.dtype), inv_std.astype(x.dtype)
+    _scale_and_shift(rows.size, rows, *affine, bool(relu), y)
+    return (y.reshape(x.shape), mean.astype(x.dtype), variance.astype(x.dtype), inv_std.astype(x.dtype),
+            affine)
 
 
 def batchnorm_backward(grad_output, x, mean, inv_std, gamma):
     """Return ``(grad_input, grad_gamma, grad_beta)`` (gradients through mean and variance)."""
+    return batchnorm_relu_backward(grad_output, x, mean, inv_std, gamma, relu_affine=None)
+
+
+def batchnorm_relu_backward(grad_output, x, mean, inv_std, gamma, relu_affine, input_gradient=True):
+    """:func:`batchnorm_backward` of relu(batchnorm(x)) from dL/d(relu's output), given the
+    forward's ``relu_affine`` (:func:`batchnorm_relu_train_forward`): the ReLU's mask is
+    recomputed from x as the forward computed it, so neither the ReLU's gradient nor its
+    output is read or made. ``relu_affine=None``: batch norm alone. The same numbers, bit
+    for bit, as ``relu_backward`` then :func:`batchnorm_backward`.
+    ``input_gradient=False`` returns None for dL/dx and skips its pass."""
     rows = _as_rows(x, "batchnorm_backward")
     count, channels = rows.shape
     grad_rows = np.ascontiguousarray(grad_output, dtype=x.dtype).reshape(rows.shape)
     mean_x = _per_channel(mean, 0.0, channels, x.dtype)
     inv_std = _per_channel(inv_std, 1.0, channels, np.float64)
     gamma = _per_channel(gamma, 1.0, channels, np.float64)
-    sum_g, sum_g_centered = _gradient_sums(rows.size, grad_rows, rows, mean_x)
+    sum_g, sum_g_centered = _gradient_sums(rows.size, grad_rows, rows, mean_x, relu_affine)
     grad_beta = sum_g
     grad_gamma = sum_g_centered * inv_std              # Σ g * x_hat
-    # (gamma*inv_std/n) * (n*g - Σg - x_hat*Σ(g*x_hat)), expanded per channel:
-    scale = gamma * inv_std
-    grad_input = _input_gradient(
-        rows.size, grad_rows, rows, mean_x, scale.astype(x.dtype), (scale * sum_g / count).astype(x.dtype),
-        (scale * grad_gamma * inv_std / count).astype(x.dtype))
-    return grad_input.reshape(x.shape), grad_gamma.astype(x.dtype), grad_beta.astype(x.dtype)
+    grad_input = None
+    if input_gradient:
+        # (gamma*inv_std/n) * (n*g - Σg - x_hat*Σ(g*x_hat)), expanded per channel:
+        scale = gamma * inv_std
+        grad_input = _input_gradient(
+            rows.size, grad_rows, rows, mean_x, scale.astype(x.dtype), (scale * sum_g / count).astype(x.dtype),
+            (scale * grad_gamma * inv_std / count).astype(x.dtype), relu_affine).reshape(x.shape)
+    return grad_input, grad_gamma.astype(x.dtype), grad_beta.astype(x.dtype)
 
 
 def batchnorm_inference(x, moving_mean, moving_variance, gamma, beta, epsilon):
