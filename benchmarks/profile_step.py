@@ -13,6 +13,7 @@ compare two versions of a kernel while other jobs load the machine)::
     PYTHONPATH=. python benchmarks/profile_step.py             # 3 profiled steps, median
     PYTHONPATH=. python benchmarks/profile_step.py --steps 5
     PYTHONPATH=. python benchmarks/profile_step.py --predict   # inference instead
+    PYTHONPATH=. python benchmarks/profile_step.py --phase top2   # layers[:249] frozen (or: frozen)
     MINIDL_KERNELS=reference PYTHONPATH=. python benchmarks/profile_step.py   # readable path
     NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/profile_step.py --clock cpu
 
@@ -155,9 +156,12 @@ def main():
                              "load the machine (best with NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1)")
     parser.add_argument("--predict", action="store_true",
                         help="profile inference (model.predict on the batch) instead of a training step")
+    parser.add_argument("--phase", choices=("train", "frozen", "top2"), default="train",
+                        help="which training step: the full fine-tune, the base frozen, or the top "
+                             "two Inception blocks trainable (bench_step.py's phases)")
     args = parser.parse_args()
 
-    model = build_workshop_model()
+    model = build_workshop_model(phase=args.phase)
     x, y = workshop_batch(args.batch)
     if args.predict:
         def step_function():
@@ -189,7 +193,7 @@ def main():
     print(f"minidl {getattr(minidl, '__version__', '?')}, kernel path "
           f"{minidl.config.kernel_path()}, batch {args.batch}, {args.steps} profiled steps, "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    what = "predict on the batch" if args.predict else "training step"
+    what = "predict on the batch" if args.predict else f"training step ({args.phase})"
     print(f"{what} (median, with timers, {args.clock} clock): {step * 1e3:.0f} ms")
     width = max(52, max(len(label) for label, _, _ in rows))
     print(f"{'where (exclusive time)':{width}s} {'calls':>6s} {'ms':>8s} {'share':>6s}")
