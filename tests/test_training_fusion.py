@@ -16,16 +16,24 @@ These tests pin down:
 """
 import numpy as np
 import pytest
+from random_batch_norms import randomize_batch_norms
 
 import minidl
 from minidl import config
 from minidl.engine import forward
 from minidl.engine.fusion import BatchNormReLUTraining
 from minidl.engine.gradient_plan import gradient_plan
-from minidl.layers import (Activation, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Dense,
-                           GlobalAveragePooling2D, Input)
+from minidl.layers import (
+    Activation,
+    AveragePooling2D,
+    BatchNormalization,
+    Concatenate,
+    Conv2D,
+    Dense,
+    GlobalAveragePooling2D,
+    Input,
+)
 from minidl.models import Model
-from random_batch_norms import randomize_batch_norms
 
 
 def _conv_bn_relu(x, filters, kernel, name, relu=True):
@@ -151,4 +159,4 @@ def test_a_fused_pair_runs_neither_layers_backward_and_frees_what_they_kept(engi
     assert {"twice_bn", "shared_bn", "frozen_bn_bn", "sig_bn", "shared_relu", "after_sigmoid"} <= set(called)
     for name in fused | {name.replace("_bn", "_relu") for name in fused}:
         with pytest.raises(RuntimeError, match="needs what forward"):
-            model.get_layer(name).saved
+            _ = model.get_layer(name).saved
