@@ -157,7 +157,7 @@ def _planned(model, training, plan):
     fuse = config.inference_fusion()
     eligible = frozenset(node for node in model._nodes if _may_fuse(node, training, plan))
     wants = {} if plan is None else plan.wants
-    key = (eligible, frozenset(wants), training, fuse)
+    key = (eligible, plan, training, fuse)       # a plan is made once per trainable setting
     plans = _fusion_plans.setdefault(model, {})
     planned = plans.get(key)
     if planned is None or planned[0] is not model._nodes:
