@@ -55,7 +55,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from minidl import config
-from minidl.engine.fusion import BatchNormReLUTraining, ConcatenateInPlace, ConvBatchNormReLU
+from minidl.engine.fusion import (
+    BatchNormReLUTraining,
+    ConcatenateInPlace,
+    ConvBatchNormReLU,
+)
 from minidl.kernels.fast import chunks
 from minidl.layers.activation import Activation
 from minidl.layers.conv import Conv2D
