@@ -193,7 +193,7 @@ def _may_fuse_in_training(model, node, training, wants):
     """A node walked backward may join a BatchNormReLUTraining (``fusion.py``): a plain layer
     used once in the model, and a batch norm only where it uses the batch statistics."""
     layer = node.layer
-    if node not in wants or _is_model(layer) or model._uses[layer] != 1:
+    if node not in wants or model._uses[layer] != 1:
         return False
     return not isinstance(layer, BatchNormalization) or (training and layer.trainable)
 

@@ -165,17 +165,21 @@ def _per_channel(values, default, channels, dtype):
 
 def batchnorm_train_forward(x, gamma, beta, epsilon):
     """Return ``(y, mean, variance, inv_std)`` using the batch statistics."""
-    y, mean, variance, inv_std, _ = batchnorm_relu_train_forward(x, gamma, beta, epsilon, relu=False)
+    y, mean, variance, inv_std, _ = _train_forward(x, gamma, beta, epsilon, False, "batchnorm_train_forward")
     return y, mean, variance, inv_std
 
 
-def batchnorm_relu_train_forward(x, gamma, beta, epsilon, relu=True):
-    """relu(batchnorm(x)) with the batch statistics in one pass over x after the statistics'
-    (``relu=False``: batch norm alone). Returns ``(y, mean, variance, inv_std, affine)``:
-    what :func:`batchnorm_train_forward` returns, and the per-channel (center, scale, shift)
-    that made y = (x - center) * scale + shift (then ReLU), for :func:`batchnorm_relu_backward`.
-    The same numbers, bit for bit, as batch norm then ``relu_forward``."""
-    rows = _as_rows(x, "batchnorm_relu_train_forward")
+def batchnorm_relu_train_forward(x, gamma, beta, epsilon):
+    """relu(batchnorm(x)) with the batch statistics in one pass over x after the statistics'.
+    Returns ``(y, mean, variance, inv_std, affine)``: what :func:`batchnorm_train_forward`
+    returns, and the per-channel (center, scale, shift) that made y = (x - center) * scale +
+    shift (then ReLU), for :func:`batchnorm_relu_backward`. The same numbers, bit for bit, as
+    batch norm then ``relu_forward``."""
+    return _train_forward(x, gamma, beta, epsilon, True, "batchnorm_relu_train_forward")
+
+
+def _train_forward(x, gamma, beta, epsilon, relu, where):
+    rows = _as_rows(x, where)
     channels = rows.shape[1]
     mean, variance = _mean_and_variance(rows.size, rows)
     inv_std = 1.0 / np.sqrt(variance + epsilon)
@@ -189,17 +193,21 @@ def batchnorm_relu_train_forward(x, gamma, beta, epsilon, relu=True):
 
 def batchnorm_backward(grad_output, x, mean, inv_std, gamma):
     """Return ``(grad_input, grad_gamma, grad_beta)`` (gradients through mean and variance)."""
-    return batchnorm_relu_backward(grad_output, x, mean, inv_std, gamma, relu_affine=None)
+    return _backward(grad_output, x, mean, inv_std, gamma, None, True, "batchnorm_backward")
 
 
 def batchnorm_relu_backward(grad_output, x, mean, inv_std, gamma, relu_affine, input_gradient=True):
     """:func:`batchnorm_backward` of relu(batchnorm(x)) from dL/d(relu's output), given the
     forward's ``relu_affine`` (:func:`batchnorm_relu_train_forward`): the ReLU's mask is
     recomputed from x as the forward computed it, so neither the ReLU's gradient nor its
-    output is read or made. ``relu_affine=None``: batch norm alone. The same numbers, bit
+    output is read or made. The same numbers, bit
     for bit, as ``relu_backward`` then :func:`batchnorm_backward`.
     ``input_gradient=False`` returns None for dL/dx and skips its pass."""
-    rows = _as_rows(x, "batchnorm_backward")
+    return _backward(grad_output, x, mean, inv_std, gamma, relu_affine, input_gradient, "batchnorm_relu_backward")
+
+
+def _backward(grad_output, x, mean, inv_std, gamma, relu_affine, input_gradient, where):
+    rows = _as_rows(x, where)
     count, channels = rows.shape
     grad_rows = np.ascontiguousarray(grad_output, dtype=x.dtype).reshape(rows.shape)
     mean_x = _per_channel(mean, 0.0, channels, x.dtype)
