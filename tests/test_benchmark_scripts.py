@@ -41,7 +41,7 @@ def test_profile_step_other_is_what_no_timer_covered_step_by_step(monkeypatch):
     assert abs(seconds["conv"] - 0.30) < 1e-12 and abs(seconds["pool"] - 0.05) < 1e-12
     # The old way (the step's median 0.41 minus the medians' sum 0.35) said 0.06.
     assert abs(seconds["other (graph walk, loss, Python)"] - 0.01) < 1e-12
-    assert dict((label, count) for label, _, count in rows)["conv"] == 94
+    assert {label: count for label, _, count in rows}["conv"] == 94
 
 
 def test_profile_step_timers_count_exclusive_time(monkeypatch):
