@@ -7,7 +7,8 @@ Pinned down here:
 
 * the transform matrices: AT ((G g) * (BT d)) is the correlation of d with g, exactly
   (float64), for every F(m, r) minidl uses;
-* the Numba transforms equal the NumPy reference ones, chunk by chunk;
+* the Numba transforms equal the NumPy reference ones, chunk by chunk, and with a tile
+  row's tiles in groups (a shorter last group; one tile at a time);
 * winograd_conv2d_forward equals im2col's conv2d_forward up to float rounding, for every
   kernel shape it takes (3x3, 1x7, 7x1, 1x3, 3x1), 'same' and 'valid', sizes that tiles do
   not divide, float32 and float64, one chunk or many shared between the cores, with an
@@ -147,6 +148,40 @@ def test_numba_transforms_equal_the_reference(any_channel_count, shape, kernel_s
             np.testing.assert_allclose(numba_result, reference_result, rtol=0, atol=1e-6 * scale)
         assert np.isnan(results[1][1][:start]).all() and np.isnan(results[1][1][stop:]).all()
         assert not np.isnan(results[1][1][start:stop]).any()
+
+
+@pytest.mark.parametrize("channels, filters", [(200, 300), (1100, 1030)])
+def test_numba_transforms_equal_the_reference_when_a_row_of_tiles_goes_in_groups(any_channel_count,
+                                                                                 channels, filters):
+    """The Numba transforms take a tile row's tiles a group at a time (winograd_numba.py):
+    a last group shorter than the others (200 channels: groups of 5 of the row's 7 tiles;
+    300 filters: 3, 3, 1), and one tile at a time (over 1024 channels)."""
+    from minidl.kernels.fast import winograd_numba, winograd_reference
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(2, 13, 27, channels)).astype(np.float32)
+    pads = kernels.conv_geometry(x.shape, (3, 3), (1, 1), "same")[2]
+    plan = winograd_plan(x.shape, (3, 3, channels, filters), (1, 1), pads)
+    tiles_w = plan.tiles[1]
+    assert tiles_w == 7 and all(max(1, winograd_numba._RUN_FLOATS // width) < tiles_w
+                                for width in (channels, filters))
+    outputs, _, inputs = plan.matrices(np.float32)
+    positions, tile_rows = inputs[0].shape[0] * inputs[1].shape[0], plan.batch * plan.tiles[0]
+    products = rng.normal(size=(positions, tile_rows * tiles_w, filters)).astype(np.float32)
+    for first, count in [(0, tile_rows), (3, 2)]:
+        found = []
+        for module in (winograd_reference, winograd_numba):
+            transformed = np.full((positions, count * tiles_w, channels), np.nan, np.float32)
+            module.winograd_input_rows(x, *inputs, plan.tile_output, plan.pads, plan.tiles, first, count,
+                                       transformed)
+            pixels = np.full((x.shape[0] * plan.out_size[0] * plan.out_size[1], filters), np.nan, np.float32)
+            start, stop = (winograd._first_pixel(plan, row) for row in (first, first + count))
+            module.winograd_output_rows(products[:, first * tiles_w:(first + count) * tiles_w].copy(), *outputs,
+                                        plan.tiles, first, count, plan.out_size, pixels[start:stop])
+            found.append((transformed, pixels))
+        for numba_result, reference_result in zip(found[1], found[0]):
+            np.testing.assert_array_equal(np.isnan(numba_result), np.isnan(reference_result))
+            scale = np.nanmax(np.abs(reference_result))
+            np.testing.assert_allclose(numba_result, reference_result, rtol=0, atol=1e-6 * scale)
 
 
 def test_epilogue_sees_every_pixel_once_and_out_can_be_a_channel_slice(any_channel_count, small_chunks):

@@ -5,9 +5,21 @@ tile is transformed in two passes of small matrix products along its two axes,
 
     T[a, j] = sum_i BT_h[a, i] d[i, j]        then     U[a, b] = sum_j BT_w[b, j] T[a, j]
 
-with the channels as the innermost, vectorised loop. Many entries of a transform matrix are
-zero (39% of F(4, 3)'s BT): those are skipped. ``prange`` runs over the chunk's tile rows; each writes
-its own tiles of ``out`` (input) or its own output pixels (output), so there are no races.
+and the same for the output transform (AT_h, then AT_w). Many entries of a transform matrix
+are zero (39% of F(4, 3)'s BT): those are skipped.
+
+The tiles of a tile row go a group at a time, side by side: the group's pixels are first
+gathered as d[i, j, (tile, channel)], so that each term of a pass is one long vectorised
+loop over the group's ``_RUN_FLOATS`` or so (tile, channel) values, and the positions of U
+(and of M, for the output transform) hold the group's tiles one after the other too. One
+tile at a time made one short loop of C values per term (a few vector instructions, and
+the loop's own cost on top): the stem's 32-channel transforms ran 1.3-1.5x slower, the
+35x35 layers' 1.1-1.5x (``benchmarks/winograd_transforms.py``). Each loop indexes with its
+own loop variable (k, c or f), which Numba vectorises, and takes its views once per group
+and position, not once per term: a view per term cost the 17x17 layers 10-20%. The sums
+are the same, term for term and in the same order, so the numbers do not change.
+``prange`` runs over the chunk's tile rows; each writes its own tiles of ``out`` (input) or
+its own output pixels (output), so there are no races.
 
 Example::
 
@@ -19,6 +31,11 @@ from numba import njit, prange
 
 from minidl.kernels.fast.layout import column_block
 
+# Values per loop of a pass: _RUN_FLOATS // channels tiles side by side (at least one, at
+# most a tile row). The input transform of InceptionV3's Winograd layers, against one tile
+# at a time: runs of 512 values 19% faster, 1024 and 2048 28-30%, 4096 25%.
+_RUN_FLOATS = 1024
+
 
 @njit(cache=True, parallel=True, nogil=True)   # nogil: chunk_workers.py runs it on two threads
 def _input_kernel(x, transform_h, transform_w, tile_h, tile_w, top, left, tiles_h, tiles_w,
@@ -26,43 +43,49 @@ def _input_kernel(x, transform_h, transform_w, tile_h, tile_w, top, left, tiles_
     batch, height, width, channels = x.shape
     alpha_h, alpha_w = transform_h.shape[0], transform_w.shape[0]
     span_h, span_w = transform_h.shape[1], transform_w.shape[1]    # pixels read per tile
+    group = min(tiles_w, max(1, _RUN_FLOATS // channels))
+    out_runs = out.reshape(out.shape[0], -1)                      # U[position, (tile, c)]
     for local_row in prange(tile_row_count):
         tile_row = first_tile_row + local_row
         n = tile_row // tiles_h
         ty = tile_row % tiles_h
-        tile = np.empty((span_h, span_w, channels), dtype=x.dtype)
-        half = np.empty((alpha_h, span_w, channels), dtype=x.dtype)
-        for tx in range(tiles_w):
-            for i in range(span_h):                        # d: the input tile, zeros outside
+        pixels = np.empty((span_h, span_w, group, channels), dtype=x.dtype)   # d[i, j, tile, c]
+        tiles = pixels.reshape(span_h, span_w, group * channels)              # d[i, j, (tile, c)]
+        half = np.empty((alpha_h, span_w, group * channels), dtype=x.dtype)   # T[a, j, (tile, c)]
+        for first_tile in range(0, tiles_w, group):
+            count = min(group, tiles_w - first_tile)
+            run = count * channels
+            for i in range(span_h):                        # d: the group's tiles, zeros outside
                 h = ty * tile_h + i - top
                 for j in range(span_w):
-                    w = tx * tile_w + j - left
-                    if 0 <= h < height and 0 <= w < width:
-                        for c in range(channels):
-                            tile[i, j, c] = x[n, h, w, c]
-                    else:
-                        for c in range(channels):
-                            tile[i, j, c] = 0.0
-            for a in range(alpha_h):                       # T = BT_h d
+                    for t in range(count):
+                        w = (first_tile + t) * tile_w + j - left
+                        if 0 <= h < height and 0 <= w < width:
+                            for c in range(channels):
+                                pixels[i, j, t, c] = x[n, h, w, c]
+                        else:
+                            for c in range(channels):
+                                pixels[i, j, t, c] = 0.0
+            for a in range(alpha_h):                       # T = BT_h d, one loop per term
                 for j in range(span_w):
-                    for c in range(channels):
-                        half[a, j, c] = 0.0
+                    for k in range(run):
+                        half[a, j, k] = 0.0
                     for i in range(span_h):
                         coefficient = transform_h[a, i]
                         if coefficient != 0.0:
-                            for c in range(channels):
-                                half[a, j, c] += coefficient * tile[i, j, c]
-            column = local_row * tiles_w + tx
-            for a in range(alpha_h):                       # U = T BT_w^T
+                            for k in range(run):
+                                half[a, j, k] += coefficient * tiles[i, j, k]
+            start = (local_row * tiles_w + first_tile) * channels
+            for a in range(alpha_h):                       # U = T BT_w^T, the group's tiles in a row
                 for b in range(alpha_w):
-                    target = out[a * alpha_w + b, column]
-                    for c in range(channels):
-                        target[c] = 0.0
+                    target = out_runs[a * alpha_w + b, start:start + run]
+                    for k in range(run):
+                        target[k] = 0.0
                     for j in range(span_w):
                         coefficient = transform_w[b, j]
                         if coefficient != 0.0:
-                            for c in range(channels):
-                                target[c] += coefficient * half[a, j, c]
+                            for k in range(run):
+                                target[k] += coefficient * half[a, j, k]
 
 
 def winograd_input_rows(x, transform_h, transform_w, tile_output, pads, tiles, first_tile_row,
@@ -87,43 +110,56 @@ def _output_kernel(products, transform_h, transform_w, tiles_h, tiles_w, first_t
     tile_w, alpha_w = transform_w.shape
     filters = products.shape[2]
     zero = y_rows.dtype.type(0)
+    group = min(tiles_w, max(1, _RUN_FLOATS // filters))
+    product_runs = products.reshape(products.shape[0], -1)        # M[position, (tile, f)]
     first_pixel_row = (first_tile_row // tiles_h) * out_h + (first_tile_row % tiles_h) * tile_h
     for local_row in prange(tile_row_count):
         tile_row = first_tile_row + local_row
         ty = tile_row % tiles_h
         pixel_row = (tile_row // tiles_h) * out_h + ty * tile_h - first_pixel_row
-        half = np.empty((tile_h, alpha_w, filters), dtype=y_rows.dtype)
-        for tx in range(tiles_w):
-            column = local_row * tiles_w + tx
-            for p in range(tile_h):                        # T = AT_h M
+        half = np.empty((tile_h, alpha_w, group * filters), dtype=y_rows.dtype)   # T[p, b, (tile, f)]
+        pixels = np.empty((tile_h, tile_w, group, filters), dtype=y_rows.dtype)  # Y[p, q, tile, f]
+        results = pixels.reshape(tile_h, tile_w, group * filters)               # Y[p, q, (tile, f)]
+        rows = min(tile_h, out_h - ty * tile_h)            # the tile's rows, cut at the bottom edge
+        for first_tile in range(0, tiles_w, group):
+            count = min(group, tiles_w - first_tile)
+            run = count * filters
+            start = (local_row * tiles_w + first_tile) * filters
+            for p in range(tile_h):
                 for b in range(alpha_w):
-                    for f in range(filters):
-                        half[p, b, f] = 0.0
-                    for a in range(alpha_h):
+                    for k in range(run):
+                        half[p, b, k] = 0.0
+            for b in range(alpha_w):                       # T = AT_h M, each T[p, b] summed over a in order
+                for a in range(alpha_h):
+                    source = product_runs[a * alpha_w + b, start:start + run]
+                    for p in range(tile_h):
                         coefficient = transform_h[p, a]
                         if coefficient != 0.0:
-                            source = products[a * alpha_w + b, column]
-                            for f in range(filters):
-                                half[p, b, f] += coefficient * source[f]
-            for p in range(tile_h):                        # Y = T AT_w^T, cut at the edges
-                if ty * tile_h + p >= out_h:
-                    break
+                            for k in range(run):
+                                half[p, b, k] += coefficient * source[k]
+            for p in range(rows):                          # Y = T AT_w^T
                 for q in range(tile_w):
-                    ow = tx * tile_w + q
-                    if ow >= out_w:
-                        break
-                    target = y_rows[(pixel_row + p) * out_w + ow][first_column:first_column + filters]
-                    for f in range(filters):
-                        target[f] = 0.0
+                    for k in range(run):
+                        results[p, q, k] = 0.0
                     for b in range(alpha_w):
                         coefficient = transform_w[q, b]
                         if coefficient != 0.0:
+                            for k in range(run):
+                                results[p, q, k] += coefficient * half[p, b, k]
+            for p in range(rows):                          # the pixels, cut at the right edge
+                for t in range(count):
+                    for q in range(tile_w):
+                        ow = (first_tile + t) * tile_w + q
+                        if ow >= out_w:
+                            break
+                        target = y_rows[(pixel_row + p) * out_w + ow][first_column:first_column + filters]
+                        if epilogue == _NO_EPILOGUE:
                             for f in range(filters):
-                                target[f] += coefficient * half[p, b, f]
-                    if epilogue != _NO_EPILOGUE:      # batch norm (+ ReLU) while the pixel is in cache
-                        for f in range(filters):
-                            value = (target[f] - center[f]) * scale[f] + shift[f]
-                            target[f] = zero if epilogue == _BATCHNORM_RELU and value <= zero else value
+                                target[f] = pixels[p, q, t, f]
+                        else:                              # batch norm (+ ReLU) while the pixel is in cache
+                            for f in range(filters):
+                                value = (pixels[p, q, t, f] - center[f]) * scale[f] + shift[f]
+                                target[f] = zero if epilogue == _BATCHNORM_RELU and value <= zero else value
 
 
 def winograd_output_rows(products, transform_h, transform_w, tiles, first_tile_row, tile_row_count,
