@@ -86,7 +86,8 @@ _ALGORITHMS = {
 # * fewer input channels than _MIN_CHANNELS: the A_h*A_w products are too thin to be
 #   fast, and im2col wins -- unless there are at least _MIN_THIN_CHANNELS of them and
 #   _MIN_THIN_FILTERS filters (the stem's 147x147x32 -> 64: 16.8 ms against im2col's
-#   23 ms; 149x149x32 -> 32 a tie, so left to im2col);
+#   23 ms; 149x149x32 -> 32, once the transforms took a tile row's tiles in groups
+#   (winograd_numba.py): forward 0.61-0.68 of im2col's time, backward 0.47-0.58);
 # * a layer whose U + M fit in _WHOLE_LAYER_BYTES (in the L3 cache) runs as one chunk,
 #   its products shared between the cores by position; smaller chunks made the products
 #   too small to be fast.
@@ -97,7 +98,7 @@ _ALGORITHMS = {
 # * an output smaller than _MIN_OUTPUT_SIZE on a side: a few tiles per image, and the
 #   products no faster than im2col's, while their transformed kernels take memory.
 _MIN_CHANNELS = 48
-_MIN_THIN_CHANNELS, _MIN_THIN_FILTERS = 32, 64
+_MIN_THIN_CHANNELS, _MIN_THIN_FILTERS = 32, 32
 _MIN_OUTPUT_SIZE = 16
 _WHOLE_LAYER_BYTES = 32 * 2**20
 _CHUNK_BYTES = 2 * 2**20
