@@ -40,7 +40,7 @@ _RUN_FLOATS = 1024
 @njit(cache=True, parallel=True, nogil=True)   # nogil: chunk_workers.py runs it on two threads
 def _input_kernel(x, transform_h, transform_w, tile_h, tile_w, top, left, tiles_h, tiles_w,
                   first_tile_row, tile_row_count, out):
-    batch, height, width, channels = x.shape
+    _, height, width, channels = x.shape
     alpha_h, alpha_w = transform_h.shape[0], transform_w.shape[0]
     span_h, span_w = transform_h.shape[1], transform_w.shape[1]    # pixels read per tile
     group = min(tiles_w, max(1, _RUN_FLOATS // channels))
@@ -49,8 +49,8 @@ def _input_kernel(x, transform_h, transform_w, tile_h, tile_w, top, left, tiles_
         tile_row = first_tile_row + local_row
         n = tile_row // tiles_h
         ty = tile_row % tiles_h
-        pixels = np.empty((span_h, span_w, group, channels), dtype=x.dtype)   # d[i, j, tile, c]
-        tiles = pixels.reshape(span_h, span_w, group * channels)              # d[i, j, (tile, c)]
+        gathered = np.empty((span_h, span_w, group, channels), dtype=x.dtype)   # d[i, j, tile, c]
+        d = gathered.reshape(span_h, span_w, group * channels)                # d[i, j, (tile, c)]
         half = np.empty((alpha_h, span_w, group * channels), dtype=x.dtype)   # T[a, j, (tile, c)]
         for first_tile in range(0, tiles_w, group):
             count = min(group, tiles_w - first_tile)
@@ -62,10 +62,10 @@ def _input_kernel(x, transform_h, transform_w, tile_h, tile_w, top, left, tiles_
                         w = (first_tile + t) * tile_w + j - left
                         if 0 <= h < height and 0 <= w < width:
                             for c in range(channels):
-                                pixels[i, j, t, c] = x[n, h, w, c]
+                                gathered[i, j, t, c] = x[n, h, w, c]
                         else:
                             for c in range(channels):
-                                pixels[i, j, t, c] = 0.0
+                                gathered[i, j, t, c] = 0.0
             for a in range(alpha_h):                       # T = BT_h d, one loop per term
                 for j in range(span_w):
                     for k in range(run):
@@ -74,7 +74,7 @@ def _input_kernel(x, transform_h, transform_w, tile_h, tile_w, top, left, tiles_
                         coefficient = transform_h[a, i]
                         if coefficient != 0.0:
                             for k in range(run):
-                                half[a, j, k] += coefficient * tiles[i, j, k]
+                                half[a, j, k] += coefficient * d[i, j, k]
             start = (local_row * tiles_w + first_tile) * channels
             for a in range(alpha_h):                       # U = T BT_w^T, the group's tiles in a row
                 for b in range(alpha_w):
@@ -118,8 +118,8 @@ def _output_kernel(products, transform_h, transform_w, tiles_h, tiles_w, first_t
         ty = tile_row % tiles_h
         pixel_row = (tile_row // tiles_h) * out_h + ty * tile_h - first_pixel_row
         half = np.empty((tile_h, alpha_w, group * filters), dtype=y_rows.dtype)   # T[p, b, (tile, f)]
-        pixels = np.empty((tile_h, tile_w, group, filters), dtype=y_rows.dtype)  # Y[p, q, tile, f]
-        results = pixels.reshape(tile_h, tile_w, group * filters)               # Y[p, q, (tile, f)]
+        y_tiles = np.empty((tile_h, tile_w, group, filters), dtype=y_rows.dtype)  # Y[p, q, tile, f]
+        y = y_tiles.reshape(tile_h, tile_w, group * filters)                    # Y[p, q, (tile, f)]
         rows = min(tile_h, out_h - ty * tile_h)            # the tile's rows, cut at the bottom edge
         for first_tile in range(0, tiles_w, group):
             count = min(group, tiles_w - first_tile)
@@ -140,12 +140,12 @@ def _output_kernel(products, transform_h, transform_w, tiles_h, tiles_w, first_t
             for p in range(rows):                          # Y = T AT_w^T
                 for q in range(tile_w):
                     for k in range(run):
-                        results[p, q, k] = 0.0
+                        y[p, q, k] = 0.0
                     for b in range(alpha_w):
                         coefficient = transform_w[q, b]
                         if coefficient != 0.0:
                             for k in range(run):
-                                results[p, q, k] += coefficient * half[p, b, k]
+                                y[p, q, k] += coefficient * half[p, b, k]
             for p in range(rows):                          # the pixels, cut at the right edge
                 for t in range(count):
                     for q in range(tile_w):
@@ -155,10 +155,10 @@ def _output_kernel(products, transform_h, transform_w, tiles_h, tiles_w, first_t
                         target = y_rows[(pixel_row + p) * out_w + ow][first_column:first_column + filters]
                         if epilogue == _NO_EPILOGUE:
                             for f in range(filters):
-                                target[f] = pixels[p, q, t, f]
+                                target[f] = y_tiles[p, q, t, f]
                         else:                              # batch norm (+ ReLU) while the pixel is in cache
                             for f in range(filters):
-                                value = (pixels[p, q, t, f] - center[f]) * scale[f] + shift[f]
+                                value = (y_tiles[p, q, t, f] - center[f]) * scale[f] + shift[f]
                                 target[f] = zero if epilogue == _BATCHNORM_RELU and value <= zero else value
 
 
