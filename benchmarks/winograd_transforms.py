@@ -29,6 +29,10 @@ from bench_step import build_workshop_model
 
 from minidl import kernels
 from minidl.kernels.fast import winograd, winograd_numba
+from minidl.kernels.fast.batchnorm_numba import (
+    InferenceEpilogue,
+    batchnorm_inference_affine,
+)
 
 
 def winograd_layers():
@@ -59,22 +63,16 @@ def transform_calls(module, x_shape, kernel_shape, pads, rng):
     plan = winograd.winograd_plan(x_shape, kernel_shape, (1, 1), pads)
     (output_h, output_w), _, (input_h, input_w) = plan.matrices(np.float32)
     positions = input_h.shape[0] * input_w.shape[0]
-    tile_rows, tiles_w = plan.batch * plan.tiles[0], plan.tiles[1]
-    row_bytes = positions * tiles_w * (plan.channels + plan.filters) * 4
-    layer_bytes = tile_rows * row_bytes
-    chunk_bytes = winograd._CHUNK_BYTES if layer_bytes > winograd._WHOLE_LAYER_BYTES else winograd._WHOLE_LAYER_BYTES
-    chunks = winograd.equal_chunks(0, tile_rows, -(-tile_rows // max(1, chunk_bytes // row_bytes)))
+    tiles_w = plan.tiles[1]
+    chunks = winograd.forward_chunks(plan, 4)             # as the engine's forward cuts the layer
     x = rng.standard_normal(x_shape).astype(np.float32)
     y = np.empty((plan.batch * plan.out_size[0] * plan.out_size[1], plan.filters), np.float32)
     tiles = {count: np.empty((positions, count * tiles_w, plan.channels), np.float32) for _, count in chunks}
     products = {count: rng.standard_normal((positions, count * tiles_w, plan.filters)).astype(np.float32)
                 for _, count in chunks}
-    affine = tuple(rng.uniform(0.5, 1.5, plan.filters).astype(np.float32) for _ in range(3))
-
-    class Epilogue:                       # an InferenceEpilogue's two attributes
-        relu = True
-
-    Epilogue.affine = affine
+    affine = batchnorm_inference_affine(*(rng.uniform(0.5, 1.5, plan.filters).astype(np.float32) for _ in range(4)),
+                                        1e-3, plan.filters, np.float32)
+    epilogue = InferenceEpilogue(affine, relu=True)
 
     def input_transform():
         for first, count in chunks:
@@ -85,7 +83,7 @@ def transform_calls(module, x_shape, kernel_shape, pads, rng):
         for first, count in chunks:
             pixels = y[winograd._first_pixel(plan, first):winograd._first_pixel(plan, first + count)]
             module.winograd_output_rows(products[count], output_h, output_w, plan.tiles, first, count,
-                                        plan.out_size, pixels, batchnorm=Epilogue)
+                                        plan.out_size, pixels, batchnorm=epilogue)
 
     return input_transform, output_transform
 

@@ -233,7 +233,7 @@ def winograd_conv2d_forward(x, transformed_kernel, plan, epilogue=None, out=None
 
     ``epilogue`` and ``out`` work as in :func:`minidl.kernels.fast.conv.conv2d_forward`.
     """
-    (out_h, out_w), (tiles_h, tiles_w) = plan.out_size, plan.tiles
+    (out_h, out_w), tiles_w = plan.out_size, plan.tiles[1]
     expected = (plan.batch,) + plan.in_size + (plan.channels,)
     if x.shape != expected:
         raise ValueError(f"minidl/kernels/fast/winograd.py: x has shape {x.shape}, the plan was made for "
@@ -244,10 +244,7 @@ def winograd_conv2d_forward(x, transformed_kernel, plan, epilogue=None, out=None
                        "minidl/kernels/fast/winograd.py winograd_conv2d_forward")
     (output_h, output_w), _, (input_h, input_w) = plan.matrices(x.dtype)
     positions = input_h.shape[0] * input_w.shape[0]
-    tile_row_bytes = positions * tiles_w * (plan.channels + plan.filters) * x.dtype.itemsize
-    tile_rows = plan.batch * tiles_h
-    chunk_bytes = _CHUNK_BYTES if tile_rows * tile_row_bytes > _WHOLE_LAYER_BYTES else _WHOLE_LAYER_BYTES
-    chunks = equal_chunks(0, tile_rows, -(-tile_rows // max(1, chunk_bytes // tile_row_bytes)))
+    chunks = forward_chunks(plan, x.dtype.itemsize)
     most_tiles = max(count for _, count in chunks) * tiles_w
 
     def make_buffers():
@@ -281,6 +278,16 @@ def winograd_conv2d_forward(x, transformed_kernel, plan, epilogue=None, out=None
 
     for_each_chunk(chunks, make_buffers, convolve_chunk)
     return y_2d.reshape(plan.batch, out_h, out_w, plan.filters) if out is None else out
+
+
+def forward_chunks(plan, itemsize):
+    """The forward's chunks, (first tile row, tile rows) each: the whole layer when its U + M
+    fit in ``_WHOLE_LAYER_BYTES``, else chunks of about ``_CHUNK_BYTES``."""
+    positions = (plan.tile_output[0] + plan.kernel_size[0] - 1) * (plan.tile_output[1] + plan.kernel_size[1] - 1)
+    tile_row_bytes = positions * plan.tiles[1] * (plan.channels + plan.filters) * itemsize
+    tile_rows = plan.batch * plan.tiles[0]
+    chunk_bytes = _CHUNK_BYTES if tile_rows * tile_row_bytes > _WHOLE_LAYER_BYTES else _WHOLE_LAYER_BYTES
+    return equal_chunks(0, tile_rows, -(-tile_rows // max(1, chunk_bytes // tile_row_bytes)))
 
 
 def winograd_kernel_gradient(x, grad_y, plan):

@@ -125,14 +125,14 @@ def _output_kernel(products, transform_h, transform_w, tiles_h, tiles_w, first_t
             count = min(group, tiles_w - first_tile)
             run = count * filters
             start = (local_row * tiles_w + first_tile) * filters
-            for p in range(tile_h):
+            for p in range(rows):
                 for b in range(alpha_w):
                     for k in range(run):
                         half[p, b, k] = 0.0
             for b in range(alpha_w):                       # T = AT_h M, each T[p, b] summed over a in order
                 for a in range(alpha_h):
                     source = product_runs[a * alpha_w + b, start:start + run]
-                    for p in range(tile_h):
+                    for p in range(rows):
                         coefficient = transform_h[p, a]
                         if coefficient != 0.0:
                             for k in range(run):
